@@ -1,0 +1,132 @@
+/*
+ * braid.h — the only public header of libbraid (the C half of braid).
+ *
+ * C owns the math; TypeScript owns the policy. This header is what
+ * engine/binding/ declares through koffi, nothing else is exported.
+ *
+ * Conventions
+ *  - Names: braid_<object>_<verb>[_<noun>]; pairs _load/_free, _new/_free.
+ *  - Every fallible call returns int32_t: BRAID_OK (0) or a negative status.
+ *    The readable message is library-owned and thread-local: braid_last_error().
+ *  - Objects come out through out-params. *_free(NULL) is a no-op.
+ *  - No structs cross the boundary by value.
+ *  - A model is immutable after load and may be shared by any number of
+ *    contexts on any threads. One context must not be used by two threads at once.
+ */
+#ifndef BRAID_H
+#define BRAID_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(BRAID_BUILD)
+#define BRAID_API __attribute__((visibility("default")))
+#else
+#define BRAID_API
+#endif
+
+/* ---- status codes ------------------------------------------------------ */
+#define BRAID_OK 0
+#define BRAID_ERR_INVALID_ARG (-1) /* a NULL or out-of-range argument */
+#define BRAID_ERR_IO (-2)          /* open/stat/mmap failed */
+#define BRAID_ERR_FORMAT (-3)      /* corrupt, truncated or unsupported file */
+#define BRAID_ERR_NOMEM (-4)       /* allocation failed */
+#define BRAID_ERR_UNSUPPORTED (-5) /* valid but not implemented by this build (e.g. a layer type) */
+#define BRAID_ERR_CAPACITY (-6)    /* request larger than the context was sized for */
+#define BRAID_ABORTED (-7)         /* the step was cancelled through braid_context_abort */
+#define BRAID_ERR_STATE (-8)       /* a state blob that does not belong to this model/context */
+
+/* ---- library ------------------------------------------------------------ */
+
+/* Readable message for the last failing call on this thread ("" if none). */
+BRAID_API const char *braid_last_error(void);
+
+/* Instruction-set paths. */
+#define BRAID_ISA_REF 0    /* portable scalar reference, always compiled */
+#define BRAID_ISA_AVX2 1   /* AVX2 + FMA + F16C */
+#define BRAID_ISA_AVX512 2 /* AVX-512 F/BW/VL + VNNI */
+
+/* Starts the thread pool. n_threads <= 0 picks the default: BRAID_THREADS if
+ * set, else the physical cores available to this process (cgroup aware).
+ * Calling again with a different count resizes the pool. */
+BRAID_API int32_t braid_init(int32_t n_threads);
+BRAID_API int32_t braid_thread_count(void);
+
+/* The ISA chosen at load (best the CPU supports); tests may force a lower one.
+ * Returns BRAID_ERR_UNSUPPORTED if the CPU lacks it. Not thread-safe against
+ * running evals: call it while nothing is evaluating. */
+BRAID_API int32_t braid_isa_get(void);
+BRAID_API int32_t braid_isa_set(int32_t isa);
+
+/* One-line JSON: {"version","isa","isa_available":[...],"threads","cpu"}. */
+BRAID_API const char *braid_system_info(void);
+
+/* Optional log sink. level: 0 debug, 1 info, 2 warn, 3 error. NULL restores
+ * the default (silent). The callback may be invoked from any thread. */
+typedef void (*braid_log_fn)(int32_t level, const char *message);
+BRAID_API void braid_log_set(braid_log_fn fn);
+
+/* ---- model -------------------------------------------------------------- */
+typedef struct braid_model braid_model;
+
+/* Maps a GGUF v3 file read-only and builds the layer table. Weights are used
+ * in place from the mapping (no copy). Every offset and length is checked. */
+BRAID_API int32_t braid_model_load(const char *path, braid_model **out);
+BRAID_API void braid_model_free(braid_model *model);
+
+BRAID_API int32_t braid_model_n_vocab(const braid_model *model);
+BRAID_API int32_t braid_model_n_embd(const braid_model *model);
+BRAID_API int32_t braid_model_n_layer(const braid_model *model);
+/* Bytes of tensor data mapped from the file. */
+BRAID_API int64_t braid_model_tensor_bytes(const braid_model *model);
+/* One-line JSON describing architecture and hyper-parameters. */
+BRAID_API const char *braid_model_describe(const braid_model *model);
+
+/* ---- context ------------------------------------------------------------ */
+typedef struct braid_context braid_context;
+
+/* One sequence's state. max_batch is the most tokens a single eval call may
+ * carry; all scratch is allocated here, never inside eval. */
+BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch, braid_context **out);
+BRAID_API void braid_context_free(braid_context *ctx);
+
+/* Evaluates n_tokens tokens that continue the sequence. logits_out receives
+ * [n_tokens][n_vocab] floats if all_logits != 0, else [n_vocab] for the last
+ * token. n_tokens > max_batch returns BRAID_ERR_CAPACITY (split it in the
+ * caller). On BRAID_ABORTED or any error the recurrent state is undefined:
+ * reset or restore before the next eval. */
+BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
+                                     int32_t all_logits, float *logits_out);
+
+/* Like eval, but writes the final-norm hidden state ([n_tokens][n_embd]) instead of logits. */
+BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
+                                            float *hidden_out);
+
+/* Tokens consumed since the last reset. */
+BRAID_API int64_t braid_context_n_past(const braid_context *ctx);
+/* Forgets the sequence (zero state, n_past = 0). */
+BRAID_API int32_t braid_context_reset(braid_context *ctx);
+
+/* Cancellation: sets an atomic flag polled between layers; the running (or
+ * next) eval returns BRAID_ABORTED. Safe from any thread. The flag is cleared
+ * when braid_context_eval returns BRAID_ABORTED or on braid_context_abort_clear. */
+BRAID_API void braid_context_abort(braid_context *ctx);
+BRAID_API void braid_context_abort_clear(braid_context *ctx);
+
+/* State as bytes: versioned, tagged with a fingerprint of the model's
+ * hyper-parameters, checksummed. load rejects a blob from another model
+ * (BRAID_ERR_STATE) and leaves the context unchanged on any error. */
+BRAID_API int64_t braid_context_state_size(const braid_context *ctx);
+BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *buf, int64_t buf_size);
+BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *buf, int64_t buf_size);
+/* Copies the sequence state (not the scratch) of src into dst; both must be of the same model. */
+BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *src);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* BRAID_H */

@@ -1,0 +1,111 @@
+/*
+ * kernels.h — the compute kernels and their dispatch table (private).
+ *
+ * Every kernel has a scalar `_ref` (kernels_ref.c, always compiled, the
+ * definition of correct) and optional SIMD variants (kernels_avx2.c,
+ * kernels_avx512.c). One table per ISA; the active table is chosen once at
+ * load (cpu.c) and may be forced lower by tests (braid_isa_set).
+ *
+ * Kernels are single-threaded over the slice they are given: threading is
+ * done by the caller through the thread pool (threadpool.h), splitting rows.
+ * Argument order: outputs, inputs, sizes.
+ *
+ * ---- The BT2 ternary format (GGUF type id BRAID_GGUF_TYPE_BT2) ----------
+ * A [rows, cols] ternary matrix, cols a multiple of 128 (BT2_GROUP):
+ *   qs:     rows * cols/4 bytes, row-major. Within a row, 128-weight group g
+ *           occupies 32 bytes; byte m (0..31) of the group holds the codes of
+ *           weights 128g+m (bits 0-1), 128g+m+32 (bits 2-3), 128g+m+64
+ *           (bits 4-5), 128g+m+96 (bits 6-7). code = w + 1, w in {-1,0,+1}
+ *           (so 0,1,2; 3 never appears). This is ggml TQ2_0's order inside
+ *           each 128-half, chosen so a shift+mask yields 32 consecutive weights.
+ *   scales: rows * cols/128 float32 immediately after qs, row-major: scale of
+ *           row r, group g at [r * cols/128 + g]. Effective weight = scale * w.
+ * Tensor bytes = rows*cols/4 + rows*(cols/128)*4.
+ *
+ * ---- int8 activations ----------------------------------------------------
+ * A float row x[cols] (cols a multiple of 128) is quantized in blocks of 64
+ * (BT2_ACT_BLOCK): s_b = max|x_j|/127 (s_b = 1 if the block is all zero),
+ * q_j = clamp(round_half_even(x_j / s_b), -127, 127).
+ * The ternary dot product of row r is
+ *   y_r = sum_g scale[r,g] * sum_{b in g} s_b * sum_{j in b} q_j * w_{r,j}
+ * with int32 accumulation inside each 64-block.
+ */
+#ifndef BRAID_KERNELS_H
+#define BRAID_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BT2_GROUP 128
+#define BT2_ACT_BLOCK 64
+/* GGUF tensor type id for BT2 (outside ggml's range, documented in docs/format.md). */
+#define BRAID_GGUF_TYPE_BT2 1024
+
+/* Bytes of a BT2 tensor [rows, cols]. */
+static inline size_t bt2_bytes(int64_t rows, int64_t cols) {
+    return (size_t)(rows * (cols / 4) + rows * (cols / BT2_GROUP) * 4);
+}
+static inline const float *bt2_scales(const uint8_t *w, int64_t rows, int64_t cols) {
+    return (const float *)(w + rows * (cols / 4));
+}
+
+/* A quantized activation row: q[cols] int8, s[cols/64] float scales, and
+ * sum[cols/64] int32 (sum of q over each block; kernels that use the
+ * code = w+1 trick subtract it). Layout is owned by the quantizer. */
+typedef struct {
+    int8_t *q;
+    float *s;
+    int32_t *sum;
+} act_q8;
+
+typedef struct kernel_table {
+    const char *name; /* "ref", "avx2", "avx512" */
+
+    /* y[r] = sum_j W[r,j] x[j] for r in [r0, r1); W F32 [rows, cols] row-major. */
+    void (*gemv_f32)(float *y, const float *W, const float *x, int64_t cols, int64_t r0, int64_t r1);
+    /* Y[t, r] = sum_j W[r,j] X[t, j], t in [0,n), r in [r0,r1); ldy = row stride of Y. */
+    void (*gemm_f32)(float *Y, int64_t ldy, const float *W, const float *X, int64_t n, int64_t cols, int64_t r0,
+                     int64_t r1);
+    /* Same with W stored as IEEE half (uint16_t). */
+    void (*gemv_f16)(float *y, const uint16_t *W, const float *x, int64_t cols, int64_t r0, int64_t r1);
+    void (*gemm_f16)(float *Y, int64_t ldy, const uint16_t *W, const float *X, int64_t n, int64_t cols, int64_t r0,
+                     int64_t r1);
+
+    /* Quantize one row x[cols] into a (see above). cols % 128 == 0. */
+    void (*quantize_act)(act_q8 a, const float *x, int64_t cols);
+    /* Ternary BT2 W [rows, cols] times one quantized row: y[r] for r in [r0, r1). */
+    void (*gemv_bt2)(float *y, const uint8_t *W, int64_t rows, int64_t cols, act_q8 a, int64_t r0, int64_t r1);
+    /* n quantized rows a[0..n): Y[t, r] for r in [r0, r1), ldy = row stride of Y. */
+    void (*gemm_bt2)(float *Y, int64_t ldy, const uint8_t *W, int64_t rows, int64_t cols, const act_q8 *a, int64_t n,
+                     int64_t r0, int64_t r1);
+
+    /* y = w ⊙ x / sqrt(mean(x²) + eps); w may be NULL (parameter-free). y may alias x. */
+    void (*rmsnorm)(float *y, const float *x, const float *w, int64_t n, float eps);
+    /* y = x / max(||x||, 1e-12) * scale. y may alias x. */
+    void (*l2norm)(float *y, const float *x, int64_t n, float scale);
+    /* y = silu(x). y may alias x. */
+    void (*silu)(float *y, const float *x, int64_t n);
+    /* y = silu(g) ⊙ u. y may alias g or u. */
+    void (*swiglu)(float *y, const float *g, const float *u, int64_t n);
+    /* In-place numerically stable softmax over n. */
+    void (*softmax)(float *x, int64_t n);
+    /* Causal depthwise conv + SiLU over n tokens, ch channels, kernel k:
+     * y[t,c] = silu(sum_{j<k} w[c,j] * xx[t-k+1+j, c]) where xx is the
+     * concatenation of tail (k-1 earlier rows, [k-1, ch]) and x ([n, ch]).
+     * On return tail holds the last k-1 rows of xx (the decode state).
+     * y must not alias x. w is [ch, k]. */
+    void (*conv1d_causal)(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t k);
+} kernel_table;
+
+extern const kernel_table kernels_ref;
+extern const kernel_table kernels_avx2;
+extern const kernel_table kernels_avx512;
+
+/* The active table (set once at library load by cpu.c; braid_isa_set may lower it). */
+const kernel_table *kernels(void);
+
+/* Half <-> float conversion helpers for reference paths and loaders. */
+float half_to_float(uint16_t h);
+uint16_t float_to_half(float f);
+
+#endif /* BRAID_KERNELS_H */
