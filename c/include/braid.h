@@ -47,7 +47,7 @@ BRAID_API const char *braid_last_error(void);
 /* Instruction-set paths. */
 #define BRAID_ISA_REF 0    /* portable scalar reference, always compiled */
 #define BRAID_ISA_AVX2 1   /* AVX2 + FMA + F16C */
-#define BRAID_ISA_AVX512 2 /* AVX-512 F/BW/VL + VNNI */
+#define BRAID_ISA_AVX512 2 /* AVX-512 F/BW/DQ/VL + VNNI + GFNI */
 
 /* Starts the thread pool. n_threads <= 0 picks the default: BRAID_THREADS if
  * set, else the physical cores available to this process (cgroup aware).

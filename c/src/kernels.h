@@ -98,11 +98,37 @@ typedef struct kernel_table {
 } kernel_table;
 
 extern const kernel_table kernels_ref;
+/* The _ref kernels by name, so SIMD tables can fall back to them statically. */
+void gemv_f32_ref(float *y, const float *W, const float *x, int64_t cols, int64_t r0, int64_t r1);
+void gemm_f32_ref(float *Y, int64_t ldy, const float *W, const float *X, int64_t n, int64_t cols, int64_t r0,
+                  int64_t r1);
+void gemv_f16_ref(float *y, const uint16_t *W, const float *x, int64_t cols, int64_t r0, int64_t r1);
+void gemm_f16_ref(float *Y, int64_t ldy, const uint16_t *W, const float *X, int64_t n, int64_t cols, int64_t r0,
+                  int64_t r1);
+void quantize_act_ref(act_q8 a, const float *x, int64_t cols);
+void gemv_bt2_ref(float *y, const uint8_t *W, int64_t rows, int64_t cols, act_q8 a, int64_t r0, int64_t r1);
+void gemm_bt2_ref(float *Y, int64_t ldy, const uint8_t *W, int64_t rows, int64_t cols, const act_q8 *a, int64_t n,
+                  int64_t r0, int64_t r1);
+void rmsnorm_ref(float *y, const float *x, const float *w, int64_t n, float eps);
+void l2norm_ref(float *y, const float *x, int64_t n, float scale);
+void silu_ref(float *y, const float *x, int64_t n);
+void swiglu_ref(float *y, const float *g, const float *u, int64_t n);
+void softmax_ref(float *x, int64_t n);
+void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t k);
+
 extern const kernel_table kernels_avx2;
 extern const kernel_table kernels_avx512;
 
 /* The active table (set once at library load by cpu.c; braid_isa_set may lower it). */
 const kernel_table *kernels(void);
+
+/* cpu.c: ISA detection behind braid_isa_get/set and braid_system_info.
+ * isa is BRAID_ISA_REF / _AVX2 / _AVX512. */
+int cpu_isa_available(int32_t isa);       /* 1 if this CPU and OS can run it */
+int32_t cpu_isa_active(void);             /* the ISA of kernels() */
+int32_t cpu_isa_select(int32_t isa);      /* BRAID_OK or BRAID_ERR_UNSUPPORTED */
+const kernel_table *cpu_isa_table(int32_t isa); /* the table of isa (NULL if unknown id) */
+const char *cpu_model_name(void);         /* the CPUID brand string, trimmed */
 
 /* Half <-> float conversion helpers for reference paths and loaders. */
 float half_to_float(uint16_t h);

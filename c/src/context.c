@@ -1,0 +1,298 @@
+/*
+ * context.c — everything under "context" in braid.h: creation (all scratch
+ * for max_batch tokens), eval entry points, abort flag, reset, and state
+ * save/load/copy with the blob format of docs/format.md:
+ *
+ *   offset  size  field
+ *   0       4     magic "BRST"
+ *   4       4     u32 version (1)
+ *   8       8     u64 model fingerprint (FNV-1a of the hyper-parameters)
+ *   16      8     i64 n_past
+ *   24      8     u64 payload length (bytes)
+ *   32      P     payload: every layer's recurrent state in layer order, f32
+ *                 (GD: S [H, d_v, d_k], conv tails q, k, v [K-1, channels])
+ *   32+P    4     u32 CRC-32 of bytes [0, 32+P)
+ * Little-endian host byte order (the library only targets x86-64 for now).
+ */
+#include "context.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chimera.h"
+#include "common.h"
+
+#define STATE_MAGIC "BRST"
+#define STATE_VERSION 1u
+#define STATE_HEADER 32
+#define STATE_TRAILER 4
+
+/* ---- CRC-32 ---------------------------------------------------------------------- */
+
+static const uint32_t crc_table[256] = {
+    0x00000000u, 0x77073096u, 0xee0e612cu, 0x990951bau, 0x076dc419u, 0x706af48fu,
+    0xe963a535u, 0x9e6495a3u, 0x0edb8832u, 0x79dcb8a4u, 0xe0d5e91eu, 0x97d2d988u,
+    0x09b64c2bu, 0x7eb17cbdu, 0xe7b82d07u, 0x90bf1d91u, 0x1db71064u, 0x6ab020f2u,
+    0xf3b97148u, 0x84be41deu, 0x1adad47du, 0x6ddde4ebu, 0xf4d4b551u, 0x83d385c7u,
+    0x136c9856u, 0x646ba8c0u, 0xfd62f97au, 0x8a65c9ecu, 0x14015c4fu, 0x63066cd9u,
+    0xfa0f3d63u, 0x8d080df5u, 0x3b6e20c8u, 0x4c69105eu, 0xd56041e4u, 0xa2677172u,
+    0x3c03e4d1u, 0x4b04d447u, 0xd20d85fdu, 0xa50ab56bu, 0x35b5a8fau, 0x42b2986cu,
+    0xdbbbc9d6u, 0xacbcf940u, 0x32d86ce3u, 0x45df5c75u, 0xdcd60dcfu, 0xabd13d59u,
+    0x26d930acu, 0x51de003au, 0xc8d75180u, 0xbfd06116u, 0x21b4f4b5u, 0x56b3c423u,
+    0xcfba9599u, 0xb8bda50fu, 0x2802b89eu, 0x5f058808u, 0xc60cd9b2u, 0xb10be924u,
+    0x2f6f7c87u, 0x58684c11u, 0xc1611dabu, 0xb6662d3du, 0x76dc4190u, 0x01db7106u,
+    0x98d220bcu, 0xefd5102au, 0x71b18589u, 0x06b6b51fu, 0x9fbfe4a5u, 0xe8b8d433u,
+    0x7807c9a2u, 0x0f00f934u, 0x9609a88eu, 0xe10e9818u, 0x7f6a0dbbu, 0x086d3d2du,
+    0x91646c97u, 0xe6635c01u, 0x6b6b51f4u, 0x1c6c6162u, 0x856530d8u, 0xf262004eu,
+    0x6c0695edu, 0x1b01a57bu, 0x8208f4c1u, 0xf50fc457u, 0x65b0d9c6u, 0x12b7e950u,
+    0x8bbeb8eau, 0xfcb9887cu, 0x62dd1ddfu, 0x15da2d49u, 0x8cd37cf3u, 0xfbd44c65u,
+    0x4db26158u, 0x3ab551ceu, 0xa3bc0074u, 0xd4bb30e2u, 0x4adfa541u, 0x3dd895d7u,
+    0xa4d1c46du, 0xd3d6f4fbu, 0x4369e96au, 0x346ed9fcu, 0xad678846u, 0xda60b8d0u,
+    0x44042d73u, 0x33031de5u, 0xaa0a4c5fu, 0xdd0d7cc9u, 0x5005713cu, 0x270241aau,
+    0xbe0b1010u, 0xc90c2086u, 0x5768b525u, 0x206f85b3u, 0xb966d409u, 0xce61e49fu,
+    0x5edef90eu, 0x29d9c998u, 0xb0d09822u, 0xc7d7a8b4u, 0x59b33d17u, 0x2eb40d81u,
+    0xb7bd5c3bu, 0xc0ba6cadu, 0xedb88320u, 0x9abfb3b6u, 0x03b6e20cu, 0x74b1d29au,
+    0xead54739u, 0x9dd277afu, 0x04db2615u, 0x73dc1683u, 0xe3630b12u, 0x94643b84u,
+    0x0d6d6a3eu, 0x7a6a5aa8u, 0xe40ecf0bu, 0x9309ff9du, 0x0a00ae27u, 0x7d079eb1u,
+    0xf00f9344u, 0x8708a3d2u, 0x1e01f268u, 0x6906c2feu, 0xf762575du, 0x806567cbu,
+    0x196c3671u, 0x6e6b06e7u, 0xfed41b76u, 0x89d32be0u, 0x10da7a5au, 0x67dd4accu,
+    0xf9b9df6fu, 0x8ebeeff9u, 0x17b7be43u, 0x60b08ed5u, 0xd6d6a3e8u, 0xa1d1937eu,
+    0x38d8c2c4u, 0x4fdff252u, 0xd1bb67f1u, 0xa6bc5767u, 0x3fb506ddu, 0x48b2364bu,
+    0xd80d2bdau, 0xaf0a1b4cu, 0x36034af6u, 0x41047a60u, 0xdf60efc3u, 0xa867df55u,
+    0x316e8eefu, 0x4669be79u, 0xcb61b38cu, 0xbc66831au, 0x256fd2a0u, 0x5268e236u,
+    0xcc0c7795u, 0xbb0b4703u, 0x220216b9u, 0x5505262fu, 0xc5ba3bbeu, 0xb2bd0b28u,
+    0x2bb45a92u, 0x5cb36a04u, 0xc2d7ffa7u, 0xb5d0cf31u, 0x2cd99e8bu, 0x5bdeae1du,
+    0x9b64c2b0u, 0xec63f226u, 0x756aa39cu, 0x026d930au, 0x9c0906a9u, 0xeb0e363fu,
+    0x72076785u, 0x05005713u, 0x95bf4a82u, 0xe2b87a14u, 0x7bb12baeu, 0x0cb61b38u,
+    0x92d28e9bu, 0xe5d5be0du, 0x7cdcefb7u, 0x0bdbdf21u, 0x86d3d2d4u, 0xf1d4e242u,
+    0x68ddb3f8u, 0x1fda836eu, 0x81be16cdu, 0xf6b9265bu, 0x6fb077e1u, 0x18b74777u,
+    0x88085ae6u, 0xff0f6a70u, 0x66063bcau, 0x11010b5cu, 0x8f659effu, 0xf862ae69u,
+    0x616bffd3u, 0x166ccf45u, 0xa00ae278u, 0xd70dd2eeu, 0x4e048354u, 0x3903b3c2u,
+    0xa7672661u, 0xd06016f7u, 0x4969474du, 0x3e6e77dbu, 0xaed16a4au, 0xd9d65adcu,
+    0x40df0b66u, 0x37d83bf0u, 0xa9bcae53u, 0xdebb9ec5u, 0x47b2cf7fu, 0x30b5ffe9u,
+    0xbdbdf21cu, 0xcabac28au, 0x53b39330u, 0x24b4a3a6u, 0xbad03605u, 0xcdd70693u,
+    0x54de5729u, 0x23d967bfu, 0xb3667a2eu, 0xc4614ab8u, 0x5d681b02u, 0x2a6f2b94u,
+    0xb40bbe37u, 0xc30c8ea1u, 0x5a05df1bu, 0x2d02ef8du,
+};
+
+uint32_t braid_crc32(uint32_t crc, const void *data, size_t n) {
+    const uint8_t *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) crc = crc_table[(crc ^ p[i]) & 0xffu] ^ (crc >> 8);
+    return ~crc;
+}
+
+/* ---- creation ---------------------------------------------------------------------- */
+
+/* Carves 64-byte aligned pieces out of one allocation (two passes: size, then assign). */
+typedef struct {
+    uint8_t *base;
+    size_t off;
+} carver;
+
+static void *carve(carver *c, size_t bytes) {
+    void *p = c->base ? c->base + c->off : NULL;
+    c->off += (bytes + 63) & ~(size_t)63;
+    return p;
+}
+
+static void layout(braid_context *ctx, carver *c) {
+    const model_hparams *hp = &ctx->model->hp;
+    const int64_t B = ctx->max_batch, D = hp->n_embd, I = hp->n_ff, H = hp->gdn.n_head;
+    const int64_t Hdk = H * hp->gdn.d_k, Hdv = H * hp->gdn.d_v;
+    const int64_t cols = ctx->act_cols, F = sizeof(float);
+    ctx->state = carve(c, (size_t)(ctx->model->state_floats * F));
+    ctx->x = carve(c, (size_t)(B * D * F));
+    ctx->xn = carve(c, (size_t)(B * D * F));
+    ctx->y = carve(c, (size_t)(B * D * F));
+    ctx->ffn_gate = carve(c, (size_t)(B * I * F));
+    ctx->ffn_up = carve(c, (size_t)(B * I * F));
+    gdn_buffers *g = &ctx->gdn;
+    g->q = carve(c, (size_t)(B * Hdk * F));
+    g->k = carve(c, (size_t)(B * Hdk * F));
+    g->qc = carve(c, (size_t)(B * Hdk * F));
+    g->kc = carve(c, (size_t)(B * Hdk * F));
+    g->v = carve(c, (size_t)(B * Hdv * F));
+    g->g = carve(c, (size_t)(B * Hdv * F));
+    g->vc = carve(c, (size_t)(B * Hdv * F));
+    g->o = carve(c, (size_t)(B * Hdv * F));
+    g->a = carve(c, (size_t)(B * H * F));
+    g->b = carve(c, (size_t)(B * H * F));
+    g->beta = carve(c, (size_t)(B * H * F));
+    g->gl = carve(c, (size_t)(B * H * F));
+    g->chunk = carve(c, (size_t)(H * gdn_chunk_scratch_floats(hp->gdn.chunk, hp->gdn.d_v) * F));
+    ctx->act = carve(c, (size_t)B * sizeof(act_q8));
+    int8_t *q = carve(c, (size_t)(B * cols));
+    float *s = carve(c, (size_t)(B * (cols / BT2_ACT_BLOCK) * F));
+    int32_t *sum = carve(c, (size_t)(B * (cols / BT2_ACT_BLOCK)) * sizeof(int32_t));
+    g->act = ctx->act;
+    if (c->base)
+        for (int64_t t = 0; t < B; t++)
+            ctx->act[t] = (act_q8){q + t * cols, s + t * (cols / BT2_ACT_BLOCK), sum + t * (cols / BT2_ACT_BLOCK)};
+}
+
+BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch, braid_context **out) {
+    if (!out) return braid_fail(BRAID_ERR_INVALID_ARG, "braid_context_new: out is NULL");
+    *out = NULL;
+    if (!model) return braid_fail(BRAID_ERR_INVALID_ARG, "braid_context_new: model is NULL");
+    if (max_batch < 1 || max_batch > (1 << 20))
+        return braid_fail(BRAID_ERR_INVALID_ARG, "braid_context_new: max_batch %d is outside [1, 1048576]", max_batch);
+    braid_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return braid_fail(BRAID_ERR_NOMEM, "out of memory for a context");
+    const model_hparams *hp = &model->hp;
+    ctx->model = model;
+    ctx->max_batch = max_batch;
+    atomic_init(&ctx->abort, 0);
+    ctx->act_cols = BRAID_MAX(BRAID_MAX(hp->n_embd, hp->n_ff), (int64_t)hp->gdn.n_head * hp->gdn.d_v);
+    carver c = {NULL, 0};
+    layout(ctx, &c);
+    ctx->arena = aligned_alloc64(c.off);
+    if (!ctx->arena) {
+        free(ctx);
+        return braid_fail(BRAID_ERR_NOMEM, "out of memory: a context for %d tokens needs %zu bytes", max_batch, c.off);
+    }
+    c = (carver){ctx->arena, 0};
+    layout(ctx, &c);
+    memset(ctx->state, 0, (size_t)model->state_floats * sizeof(float));
+    braid_clear_error();
+    *out = ctx;
+    return BRAID_OK;
+}
+
+BRAID_API void braid_context_free(braid_context *ctx) {
+    if (!ctx) return;
+    aligned_free(ctx->arena);
+    free(ctx);
+}
+
+/* ---- eval ---------------------------------------------------------------------------- */
+
+static int32_t check_eval(const braid_context *ctx, const int32_t *tokens, int32_t n, const float *out) {
+    if (!ctx || !tokens || !out) return braid_fail(BRAID_ERR_INVALID_ARG, "eval: NULL argument");
+    if (n < 1) return braid_fail(BRAID_ERR_INVALID_ARG, "eval: n_tokens %d < 1", n);
+    if (n > ctx->max_batch)
+        return braid_fail(BRAID_ERR_CAPACITY, "eval: %d tokens exceed the context's max_batch %d", n, ctx->max_batch);
+    const int32_t V = ctx->model->hp.n_vocab;
+    for (int32_t t = 0; t < n; t++)
+        if (tokens[t] < 0 || tokens[t] >= V)
+            return braid_fail(BRAID_ERR_INVALID_ARG, "eval: token %d at position %d is outside [0, %d)", tokens[t], t, V);
+    return BRAID_OK;
+}
+
+static int32_t run(braid_context *ctx, const int32_t *tokens, int32_t n, int all_logits, float *logits, float *hidden) {
+    int32_t st = check_eval(ctx, tokens, n, logits ? logits : hidden);
+    if (st) return st;
+    st = chimera_forward(ctx, tokens, n, all_logits, logits, hidden);
+    if (st) return st;
+    ctx->n_past += n;
+    braid_clear_error();
+    return BRAID_OK;
+}
+
+BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t all_logits,
+                                     float *logits_out) {
+    if (!logits_out) return braid_fail(BRAID_ERR_INVALID_ARG, "eval: logits_out is NULL");
+    return run(ctx, tokens, n_tokens, all_logits != 0, logits_out, NULL);
+}
+
+BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
+                                            float *hidden_out) {
+    if (!hidden_out) return braid_fail(BRAID_ERR_INVALID_ARG, "eval_hidden: hidden_out is NULL");
+    return run(ctx, tokens, n_tokens, 1, NULL, hidden_out);
+}
+
+BRAID_API int64_t braid_context_n_past(const braid_context *ctx) { return ctx ? ctx->n_past : 0; }
+
+BRAID_API int32_t braid_context_reset(braid_context *ctx) {
+    if (!ctx) return braid_fail(BRAID_ERR_INVALID_ARG, "reset: ctx is NULL");
+    memset(ctx->state, 0, (size_t)ctx->model->state_floats * sizeof(float));
+    ctx->n_past = 0;
+    braid_clear_error();
+    return BRAID_OK;
+}
+
+BRAID_API void braid_context_abort(braid_context *ctx) {
+    if (ctx) atomic_store(&ctx->abort, 1);
+}
+
+BRAID_API void braid_context_abort_clear(braid_context *ctx) {
+    if (ctx) atomic_store(&ctx->abort, 0);
+}
+
+/* ---- state blobs ---------------------------------------------------------------------- */
+
+static int64_t payload_bytes(const braid_context *ctx) { return ctx->model->state_floats * (int64_t)sizeof(float); }
+
+BRAID_API int64_t braid_context_state_size(const braid_context *ctx) {
+    if (!ctx) return 0;
+    return STATE_HEADER + payload_bytes(ctx) + STATE_TRAILER;
+}
+
+BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *buf, int64_t buf_size) {
+    if (!ctx || !buf) return braid_fail(BRAID_ERR_INVALID_ARG, "state_save: NULL argument");
+    int64_t need = braid_context_state_size(ctx);
+    if (buf_size < need)
+        return braid_fail(BRAID_ERR_CAPACITY, "state_save: buffer of %lld bytes, need %lld", (long long)buf_size,
+                          (long long)need);
+    uint32_t version = STATE_VERSION;
+    uint64_t fp = ctx->model->fingerprint, plen = (uint64_t)payload_bytes(ctx);
+    int64_t n_past = ctx->n_past;
+    memcpy(buf, STATE_MAGIC, 4);
+    memcpy(buf + 4, &version, 4);
+    memcpy(buf + 8, &fp, 8);
+    memcpy(buf + 16, &n_past, 8);
+    memcpy(buf + 24, &plen, 8);
+    memcpy(buf + STATE_HEADER, ctx->state, (size_t)plen);
+    uint32_t crc = braid_crc32(0, buf, (size_t)(STATE_HEADER + plen));
+    memcpy(buf + STATE_HEADER + plen, &crc, 4);
+    braid_clear_error();
+    return BRAID_OK;
+}
+
+BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *buf, int64_t buf_size) {
+    if (!ctx || !buf) return braid_fail(BRAID_ERR_INVALID_ARG, "state_load: NULL argument");
+    int64_t need = braid_context_state_size(ctx);
+    if (buf_size < STATE_HEADER + STATE_TRAILER)
+        return braid_fail(BRAID_ERR_STATE, "state_load: %lld bytes is too short for a state blob", (long long)buf_size);
+    if (memcmp(buf, STATE_MAGIC, 4) != 0) return braid_fail(BRAID_ERR_STATE, "state_load: not a braid state blob (bad magic)");
+    uint32_t version;
+    uint64_t fp, plen;
+    int64_t n_past;
+    memcpy(&version, buf + 4, 4);
+    memcpy(&fp, buf + 8, 8);
+    memcpy(&n_past, buf + 16, 8);
+    memcpy(&plen, buf + 24, 8);
+    if (version != STATE_VERSION)
+        return braid_fail(BRAID_ERR_STATE, "state_load: blob version %u, this build reads %u", version, STATE_VERSION);
+    if (fp != ctx->model->fingerprint)
+        return braid_fail(BRAID_ERR_STATE, "state_load: the blob belongs to another model (fingerprint %016llx, model %016llx)",
+                          (unsigned long long)fp, (unsigned long long)ctx->model->fingerprint);
+    if (plen != (uint64_t)payload_bytes(ctx) || buf_size != need)
+        return braid_fail(BRAID_ERR_STATE, "state_load: blob is %lld bytes with a %llu-byte payload, expected %lld with %lld",
+                          (long long)buf_size, (unsigned long long)plen, (long long)need, (long long)payload_bytes(ctx));
+    uint32_t crc;
+    memcpy(&crc, buf + STATE_HEADER + plen, 4);
+    if (braid_crc32(0, buf, (size_t)(STATE_HEADER + plen)) != crc)
+        return braid_fail(BRAID_ERR_STATE, "state_load: checksum mismatch (corrupt blob)");
+    if (n_past < 0) return braid_fail(BRAID_ERR_STATE, "state_load: negative n_past %lld", (long long)n_past);
+    for (uint64_t i = 0; i < plen / 4; i++) {
+        float v;
+        memcpy(&v, buf + STATE_HEADER + 4 * i, 4);
+        if (!isfinite(v)) return braid_fail(BRAID_ERR_STATE, "state_load: non-finite value in the state at float %llu", (unsigned long long)i);
+    }
+    memcpy(ctx->state, buf + STATE_HEADER, (size_t)plen);
+    ctx->n_past = n_past;
+    braid_clear_error();
+    return BRAID_OK;
+}
+
+BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *src) {
+    if (!dst || !src) return braid_fail(BRAID_ERR_INVALID_ARG, "context_copy: NULL argument");
+    if (dst->model->fingerprint != src->model->fingerprint || dst->model->state_floats != src->model->state_floats)
+        return braid_fail(BRAID_ERR_STATE, "context_copy: the contexts belong to different models");
+    if (dst != src) memcpy(dst->state, src->state, (size_t)src->model->state_floats * sizeof(float));
+    dst->n_past = src->n_past;
+    braid_clear_error();
+    return BRAID_OK;
+}

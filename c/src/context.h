@@ -1,0 +1,41 @@
+/*
+ * context.h — one sequence's state and scratch (private view of braid_context).
+ *
+ * All scratch is allocated at braid_context_new for max_batch tokens in one
+ * 64-byte aligned arena; eval never allocates. The recurrent state of every
+ * layer is one contiguous float array (model_layer.state_offset), so save,
+ * load, copy and reset are single memcpy/memset calls.
+ */
+#ifndef BRAID_CONTEXT_H
+#define BRAID_CONTEXT_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "gdn.h"
+#include "kernels.h"
+#include "model.h"
+
+struct braid_context {
+    const braid_model *model;
+    int32_t max_batch;
+    int64_t n_past;
+    atomic_int abort;
+
+    float *state;       /* [model->state_floats] */
+
+    void *arena;        /* owns everything below */
+    float *x;           /* [B, D] residual stream */
+    float *xn;          /* [B, D] normed input of the current block */
+    float *y;           /* [B, D] block output */
+    float *ffn_gate;    /* [B, I] */
+    float *ffn_up;      /* [B, I] */
+    gdn_buffers gdn;    /* GD mixer activations */
+    act_q8 *act;        /* [B] quantized rows, each max_cols wide */
+    int64_t act_cols;   /* max(D, I, H·d_v) */
+};
+
+/* CRC-32 (IEEE 802.3, as zlib) of data[0..n), continuing from crc (start with 0). */
+uint32_t braid_crc32(uint32_t crc, const void *data, size_t n);
+
+#endif /* BRAID_CONTEXT_H */

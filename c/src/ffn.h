@@ -1,0 +1,38 @@
+/*
+ * ffn.h — the SwiGLU MLP (ARCHITECTURES.md §2.3) and the BitLinear helpers
+ * every mixer shares: quantize token rows once, then run several linears that
+ * read the same input in one pool pass (rows of all of them split together).
+ */
+#ifndef BRAID_FFN_H
+#define BRAID_FFN_H
+
+#include <stdint.h>
+
+#include "kernels.h"
+
+/* One linear map of a batch: Y[t, r] (row stride ldy) = W[r, :] · x_t for r < rows.
+ * Exactly one of bt2 (ternary, reads the quantized rows) and f32 (reads the float rows). */
+typedef struct {
+    float *y;
+    int64_t ldy;
+    const uint8_t *bt2; /* BT2 [rows, cols] */
+    const float *f32;   /* F32 [rows, cols] */
+    int64_t rows;
+} linear_op;
+
+/* act[t] = quantize(x[t, 0..cols)) for t < T, split over the pool. */
+void linear_quantize(act_q8 *act, const float *x, int64_t T, int64_t cols);
+/* Runs n_ops linears over T tokens of width cols: BT2 ops read act, F32 ops read x [T, cols]. */
+void linear_run(const linear_op *ops, int n_ops, const act_q8 *act, const float *x, int64_t T, int64_t cols);
+
+typedef struct {
+    const uint8_t *gate, *up; /* BT2 [I, D] */
+    const uint8_t *down;      /* BT2 [D, I] */
+} ffn_weights;
+
+/* y [T, D] = W_down (SiLU(W_gate xn) ⊙ W_up xn). gate, up: [T, I] scratch;
+ * act: T quantized rows with room for max(D, I) columns. */
+void ffn_forward(float *y, const float *xn, const ffn_weights *w, int64_t T, int64_t D, int64_t I, float *gate,
+                 float *up, act_q8 *act);
+
+#endif /* BRAID_FFN_H */

@@ -1,0 +1,198 @@
+/*
+ * gdn.c — Gated DeltaNet mixer (GD layers), ../shared/ARCHITECTURES.md §2.5.
+ *
+ * Which formula each step is (x_t = the block's RMS-normed input, §2.0/§2.1):
+ *   (P) projections        q̃ = W_q x, k̃ = W_k x, ṽ = W_v x, g̃ = W_g x   BitLinear §2.2 (one quantization of x)
+ *                          a = W_a x, b = W_b x                        fp32 linears (gemm_f32)
+ *   (C) short convs §2.4   q̂ = conv_q(q̃), k̂ = conv_k(k̃), v = conv_v(ṽ)  causal depthwise, K taps, SiLU inside
+ *   (N) q_t = L2norm_head(q̂_t) · d_k^{-1/2},  k_t = L2norm_head(k̂_t)     (u / max(‖u‖, 1e-12))
+ *   (G) β_t[h] = σ(b_t[h]),  g_t[h] = −exp(A_log[h]) · softplus(a_t[h] + dt_bias[h])   (α_t = exp(g_t))
+ *   (R) recurrent form (decode, T = 1), per head, S ∈ R^{d_v×d_k}:
+ *         S_t = α_t S_{t−1} + β_t (v_t − α_t S_{t−1} k_t) k_tᵀ,   o_t = S_t q_t          — gdn_step
+ *   (W) chunkwise-parallel form (prefill, chunks of C = chimera.gdn.chunk_size rows; last may be shorter):
+ *         γ_r = Σ_{u≤r} g_u,  Γ_r = exp(γ_r)
+ *         A_{r,i} = β_r exp(γ_r − γ_i)(k_r·k_i) for i < r
+ *         (I + A) U = diag(β) V − diag(β ⊙ Γ) K S_0ᵀ      (forward substitution, row by row)
+ *         o_r = Γ_r S_0 q_r + Σ_{i≤r} exp(γ_r − γ_i)(q_r·k_i) u_i
+ *         S_C = Γ_n S_0 + Σ_i exp(γ_n − γ_i) u_i k_iᵀ                                     — gdn_chunk
+ *   (O) u_t[h] = RMSNorm_{d_v}(o_t[h]) ⊙ w_onorm ⊙ SiLU(g̃_t[h])   (ε = chimera.rms_norm_eps)
+ *       y_t = W_o concat_h u_t[h]                                    BitLinear §2.2
+ * Heads are independent after (C): steps (N), (G), (R|W), (O) run per head on
+ * the pool, each head's writes disjoint, so the result does not depend on the
+ * thread count.
+ */
+#include "gdn.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "common.h"
+#include "ffn.h"
+#include "threadpool.h"
+
+int64_t gdn_state_floats(const gdn_hparams *hp) {
+    int64_t H = hp->n_head, Hdk = H * hp->d_k, Hdv = H * hp->d_v;
+    return H * hp->d_v * hp->d_k + (int64_t)(hp->conv_k - 1) * (2 * Hdk + Hdv);
+}
+
+int64_t gdn_chunk_scratch_floats(int64_t n, int64_t d_v) {
+    return n /* γ */ + n * d_v /* U */;
+}
+
+static inline float dot(const float *a, const float *b, int64_t n) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* (R) */
+void gdn_step(float *o, float *S, const float *q, const float *k, const float *v, float beta, float g, int64_t d_k,
+              int64_t d_v) {
+    float alpha = expf(g);
+    for (int64_t i = 0; i < d_v; i++) {
+        float *Si = S + i * d_k; /* row i of S: [d_k] */
+        float pred = alpha * dot(Si, k, d_k);
+        float delta = beta * (v[i] - pred);
+        for (int64_t j = 0; j < d_k; j++) Si[j] = alpha * Si[j] + delta * k[j];
+        o[i] = dot(Si, q, d_k);
+    }
+}
+
+/* (W) */
+void gdn_chunk(float *o, int64_t ld_o, float *S, const float *q, const float *k, int64_t ld_qk, const float *v,
+               int64_t ld_v, const float *beta, const float *g, int64_t ld_bg, int64_t n, int64_t d_k, int64_t d_v,
+               float *scratch) {
+    float *gam = scratch;  /* [n] cumulative log decay γ */
+    float *U = scratch + n; /* [n, d_v] corrected values */
+    float acc = 0.0f;
+    for (int64_t r = 0; r < n; r++) {
+        acc += g[r * ld_bg];
+        gam[r] = acc;
+    }
+    /* U_r = β_r (v_r − Γ_r S_0 k_r) − Σ_{i<r} A_{r,i} U_i */
+    for (int64_t r = 0; r < n; r++) {
+        const float *kr = k + r * ld_qk, *vr = v + r * ld_v;
+        float br = beta[r * ld_bg], Gr = expf(gam[r]);
+        float *ur = U + r * d_v;
+        for (int64_t i = 0; i < d_v; i++) ur[i] = br * (vr[i] - Gr * dot(S + i * d_k, kr, d_k));
+        for (int64_t j = 0; j < r; j++) {
+            float a = br * expf(gam[r] - gam[j]) * dot(kr, k + j * ld_qk, d_k);
+            const float *uj = U + j * d_v;
+            for (int64_t i = 0; i < d_v; i++) ur[i] -= a * uj[i];
+        }
+    }
+    /* o_r = Γ_r S_0 q_r + Σ_{i≤r} exp(γ_r − γ_i)(q_r·k_i) u_i   (uses S_0: before the state update) */
+    for (int64_t r = 0; r < n; r++) {
+        const float *qr = q + r * ld_qk;
+        float Gr = expf(gam[r]);
+        float *or = o + r * ld_o;
+        for (int64_t i = 0; i < d_v; i++) or[i] = Gr * dot(S + i * d_k, qr, d_k);
+        for (int64_t j = 0; j <= r; j++) {
+            float c = expf(gam[r] - gam[j]) * dot(qr, k + j * ld_qk, d_k);
+            const float *uj = U + j * d_v;
+            for (int64_t i = 0; i < d_v; i++) or[i] += c * uj[i];
+        }
+    }
+    /* S_C = Γ_n S_0 + Σ_i exp(γ_n − γ_i) u_i k_iᵀ */
+    float Gn = expf(gam[n - 1]);
+    for (int64_t i = 0; i < d_v; i++) {
+        float *Si = S + i * d_k;
+        for (int64_t j = 0; j < d_k; j++) Si[j] *= Gn;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        float c = expf(gam[n - 1] - gam[r]);
+        const float *kr = k + r * ld_qk, *ur = U + r * d_v;
+        for (int64_t i = 0; i < d_v; i++) {
+            float cu = c * ur[i];
+            float *Si = S + i * d_k;
+            for (int64_t j = 0; j < d_k; j++) Si[j] += cu * kr[j];
+        }
+    }
+}
+
+/* ---- layer forward ---------------------------------------------------------- */
+
+static inline float sigmoidf(float z) { return 1.0f / (1.0f + expf(-z)); }
+static inline float softplusf(float z) { return z > 20.0f ? z : log1pf(expf(z)); }
+
+typedef struct {
+    const gdn_weights *w;
+    const gdn_hparams *hp;
+    gdn_buffers *buf;
+    float *S; /* [H, d_v, d_k] */
+    int64_t T;
+    float eps;
+} head_job;
+
+/* (N), (G), (R|W), (O) for heads [h0, h1). */
+static void head_task(void *arg, int64_t h0, int64_t h1, int32_t thread) {
+    const head_job *j = arg;
+    const kernel_table *kt = kernels();
+    const gdn_hparams *hp = j->hp;
+    gdn_buffers *b = j->buf;
+    const int64_t H = hp->n_head, dk = hp->d_k, dv = hp->d_v, T = j->T, C = hp->chunk;
+    const int64_t Hdk = H * dk, Hdv = H * dv;
+    const float qscale = 1.0f / sqrtf((float)dk);
+    for (int64_t h = h0; h < h1; h++) {
+        float *qh = b->qc + h * dk, *kh = b->kc + h * dk, *vh = b->vc + h * dv, *oh = b->o + h * dv;
+        float *Sh = j->S + h * dv * dk;
+        const float decay = -expf(j->w->a_log[h]), dtb = j->w->dt_bias[h];
+        for (int64_t t = 0; t < T; t++) {
+            kt->l2norm(qh + t * Hdk, qh + t * Hdk, dk, qscale);                         /* (N) */
+            kt->l2norm(kh + t * Hdk, kh + t * Hdk, dk, 1.0f);
+            b->beta[t * H + h] = sigmoidf(b->b[t * H + h]);                              /* (G) */
+            b->gl[t * H + h] = decay * softplusf(b->a[t * H + h] + dtb);
+        }
+        if (T == 1) {
+            gdn_step(oh, Sh, qh, kh, vh, b->beta[h], b->gl[h], dk, dv);                 /* (R) */
+        } else {
+            float *scratch = b->chunk + h * gdn_chunk_scratch_floats(C, dv);
+            for (int64_t t0 = 0; t0 < T; t0 += C) {                                      /* (W) */
+                int64_t n = BRAID_MIN(C, T - t0);
+                gdn_chunk(oh + t0 * Hdv, Hdv, Sh, qh + t0 * Hdk, kh + t0 * Hdk, Hdk, vh + t0 * Hdv, Hdv,
+                          b->beta + t0 * H + h, b->gl + t0 * H + h, H, n, dk, dv, scratch);
+            }
+        }
+        for (int64_t t = 0; t < T; t++) {                                                /* (O) */
+            float *ot = oh + t * Hdv;
+            kt->rmsnorm(ot, ot, j->w->o_norm, dv, j->eps);
+            kt->swiglu(ot, b->g + t * Hdv + h * dv, ot, dv);
+        }
+    }
+}
+
+void gdn_forward(float *y, float *state, const float *xn, const gdn_weights *w, const gdn_hparams *hp, int64_t T,
+                 int64_t D, float eps, gdn_buffers *buf) {
+    const kernel_table *kt = kernels();
+    const int64_t H = hp->n_head, Hdk = H * hp->d_k, Hdv = H * hp->d_v, K = hp->conv_k;
+    float *S = state;
+    float *tail_q = S + H * hp->d_v * hp->d_k;
+    float *tail_k = tail_q + (K - 1) * Hdk;
+    float *tail_v = tail_k + (K - 1) * Hdk;
+
+    /* (P) one quantization of xn feeds the four ternary projections; a, b read xn in fp32 */
+    linear_quantize(buf->act, xn, T, D);
+    linear_op proj[6] = {
+        {.y = buf->q, .ldy = Hdk, .bt2 = w->wq, .rows = Hdk},
+        {.y = buf->k, .ldy = Hdk, .bt2 = w->wk, .rows = Hdk},
+        {.y = buf->v, .ldy = Hdv, .bt2 = w->wv, .rows = Hdv},
+        {.y = buf->g, .ldy = Hdv, .bt2 = w->wg, .rows = Hdv},
+        {.y = buf->a, .ldy = H, .f32 = w->wa, .rows = H},
+        {.y = buf->b, .ldy = H, .f32 = w->wb, .rows = H},
+    };
+    linear_run(proj, 6, buf->act, xn, T, D);
+
+    /* (C) causal convs with SiLU; the tails carry the last K-1 inputs across calls */
+    kt->conv1d_causal(buf->qc, tail_q, buf->q, w->conv_q, T, Hdk, K);
+    kt->conv1d_causal(buf->kc, tail_k, buf->k, w->conv_k, T, Hdk, K);
+    kt->conv1d_causal(buf->vc, tail_v, buf->v, w->conv_v, T, Hdv, K);
+
+    /* (N) (G) (R|W) (O) per head */
+    head_job hj = {w, hp, buf, S, T, eps};
+    pool_parallel_for(H, 1, head_task, &hj);
+
+    /* (O) y = W_o u */
+    linear_quantize(buf->act, buf->o, T, Hdv);
+    linear_op out = {.y = y, .ldy = D, .bt2 = w->wo, .rows = D};
+    linear_run(&out, 1, buf->act, buf->o, T, Hdv);
+}

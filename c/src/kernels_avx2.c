@@ -1,0 +1,341 @@
+/*
+ * kernels_avx2.c — the AVX2 + FMA + F16C kernel table (haswell and later).
+ * Only reached after cpu.c has checked the CPU and OS. Kernels not
+ * specialised here use the _ref version.
+ */
+#include <immintrin.h>
+#include <math.h>
+
+#include "common.h"
+#include "kernels.h"
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline float hmax(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Lane mask for the first rem (0..8) of 8 lanes, for maskload/maskstore. */
+static inline __m256i mask8(int64_t rem) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)BRAID_MIN(rem, 8)), idx);
+}
+
+/* ---- dense FP32 / FP16 -------------------------------------------------- */
+
+static inline float dot_f32(const float *w, const float *x, int64_t cols) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 32 <= cols; j += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j), _mm256_loadu_ps(x + j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 8), _mm256_loadu_ps(x + j + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 16), _mm256_loadu_ps(x + j + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 24), _mm256_loadu_ps(x + j + 24), a3);
+    }
+    for (; j < cols; j += 8) {
+        __m256i m = mask8(cols - j);
+        a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w + j, m), _mm256_maskload_ps(x + j, m), a0);
+    }
+    return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+}
+
+static void gemv_f32_avx2(float *y, const float *W, const float *x, int64_t cols, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) y[r] = dot_f32(W + r * cols, x, cols);
+}
+
+static void gemm_f32_avx2(float *Y, int64_t ldy, const float *W, const float *X, int64_t n, int64_t cols, int64_t r0,
+                          int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        const float *w = W + r * cols; /* [cols] */
+        int64_t t = 0;
+        for (; t + 4 <= n; t += 4) {
+            const float *x0 = X + t * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+                   a3 = _mm256_setzero_ps();
+            for (int64_t j = 0; j < cols; j += 8) {
+                __m256i m = mask8(cols - j);
+                __m256 wv = _mm256_maskload_ps(w + j, m);
+                a0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x0 + j, m), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x1 + j, m), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x2 + j, m), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x3 + j, m), a3);
+            }
+            Y[t * ldy + r] = hsum(a0);
+            Y[(t + 1) * ldy + r] = hsum(a1);
+            Y[(t + 2) * ldy + r] = hsum(a2);
+            Y[(t + 3) * ldy + r] = hsum(a3);
+        }
+        for (; t < n; t++) Y[t * ldy + r] = dot_f32(w, X + t * cols, cols);
+    }
+}
+
+/* 8 halves from p (only the first rem are read; the rest are 0). */
+static inline __m256 load_f16(const uint16_t *p, int64_t rem) {
+    if (rem >= 8) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    uint16_t buf[8] = {0};
+    for (int64_t i = 0; i < rem; i++) buf[i] = p[i];
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)buf));
+}
+
+static inline float dot_f16(const uint16_t *w, const float *x, int64_t cols) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t j = 0;
+    for (; j + 16 <= cols; j += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j))), _mm256_loadu_ps(x + j), a0);
+        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j + 8))),
+                             _mm256_loadu_ps(x + j + 8), a1);
+    }
+    for (; j < cols; j += 8) a0 = _mm256_fmadd_ps(load_f16(w + j, cols - j), _mm256_maskload_ps(x + j, mask8(cols - j)), a0);
+    return hsum(_mm256_add_ps(a0, a1));
+}
+
+static void gemv_f16_avx2(float *y, const uint16_t *W, const float *x, int64_t cols, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) y[r] = dot_f16(W + r * cols, x, cols);
+}
+
+static void gemm_f16_avx2(float *Y, int64_t ldy, const uint16_t *W, const float *X, int64_t n, int64_t cols,
+                          int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *w = W + r * cols; /* [cols] */
+        int64_t t = 0;
+        for (; t + 4 <= n; t += 4) {
+            const float *x0 = X + t * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
+                   a3 = _mm256_setzero_ps();
+            for (int64_t j = 0; j < cols; j += 8) {
+                __m256i m = mask8(cols - j);
+                __m256 wv = load_f16(w + j, cols - j);
+                a0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x0 + j, m), a0);
+                a1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x1 + j, m), a1);
+                a2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x2 + j, m), a2);
+                a3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x3 + j, m), a3);
+            }
+            Y[t * ldy + r] = hsum(a0);
+            Y[(t + 1) * ldy + r] = hsum(a1);
+            Y[(t + 2) * ldy + r] = hsum(a2);
+            Y[(t + 3) * ldy + r] = hsum(a3);
+        }
+        for (; t < n; t++) Y[t * ldy + r] = dot_f16(w, X + t * cols, cols);
+    }
+}
+
+/* ---- ternary BT2 ----------------------------------------------------------- */
+
+/* Bit-identical to quantize_act_ref: same division, cvtps rounds half to even
+ * under the default MXCSR, max is order-independent. */
+static void quantize_act_avx2(act_q8 a, const float *x, int64_t cols) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256i lo = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    for (int64_t b = 0; b < cols / BT2_ACT_BLOCK; b++) {
+        const float *xb = x + b * BT2_ACT_BLOCK; /* [64] */
+        __m256 v[8], m = _mm256_setzero_ps();
+        for (int k = 0; k < 8; k++) {
+            v[k] = _mm256_loadu_ps(xb + 8 * k);
+            m = _mm256_max_ps(m, _mm256_and_ps(v[k], absmask));
+        }
+        float amax = hmax(m);
+        float s = amax > 0.0f ? amax / 127.0f : 1.0f;
+        __m256 vs = _mm256_set1_ps(s);
+        __m256i qi[8], sum = _mm256_setzero_si256();
+        for (int k = 0; k < 8; k++) {
+            qi[k] = _mm256_cvtps_epi32(_mm256_div_ps(v[k], vs));
+            qi[k] = _mm256_min_epi32(_mm256_max_epi32(qi[k], lo), hi);
+            sum = _mm256_add_epi32(sum, qi[k]);
+        }
+        /* int32 -> int8 in order: packs work within 128-bit lanes, permute fixes the order. */
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (int k = 0; k < 8; k += 4) {
+            __m256i p01 = _mm256_packs_epi32(qi[k], qi[k + 1]), p23 = _mm256_packs_epi32(qi[k + 2], qi[k + 3]);
+            __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+            _mm256_storeu_si256((__m256i *)(a.q + b * BT2_ACT_BLOCK + 8 * k), p);
+        }
+        a.s[b] = s;
+        a.sum[b] = hsum_epi32(sum);
+    }
+}
+
+/* sum_g scale[g] * (s[2g] sum[2g] + s[2g+1] sum[2g+1]): what the code = w + 1
+ * products over-count, subtracted once per row. */
+static inline float bt2_correction(const float *scale, const float *s, const int32_t *sum, int64_t nb) {
+    const __m256i dup = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3);
+    __m256 acc = _mm256_setzero_ps();
+    int64_t g = 0;
+    for (; g + 4 <= nb; g += 4) {
+        __m256 p = _mm256_mul_ps(_mm256_loadu_ps(s + 2 * g),
+                                 _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(sum + 2 * g))));
+        __m256 sc = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(scale + g)), dup);
+        acc = _mm256_fmadd_ps(p, sc, acc);
+    }
+    float c = hsum(acc);
+    for (; g < nb; g++) c += scale[g] * (s[2 * g] * (float)sum[2 * g] + s[2 * g + 1] * (float)sum[2 * g + 1]);
+    return c;
+}
+
+/* One group: codes c (32 bytes, 4 x 32 weights) against q[128] with block scales s[2]. */
+static inline __m256 bt2_group(__m256 acc, __m256i c, const int8_t *q, const float *s, float scale) {
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi16(1);
+    __m256i w0 = _mm256_and_si256(c, m3), w1 = _mm256_and_si256(_mm256_srli_epi16(c, 2), m3);
+    __m256i w2 = _mm256_and_si256(_mm256_srli_epi16(c, 4), m3), w3 = _mm256_and_si256(_mm256_srli_epi16(c, 6), m3);
+    /* u8 codes x s8 q: pair sums <= 2*2*127, so the int16 adds cannot saturate. */
+    __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, _mm256_loadu_si256((const __m256i *)q)),
+                                  _mm256_maddubs_epi16(w1, _mm256_loadu_si256((const __m256i *)(q + 32))));
+    __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w2, _mm256_loadu_si256((const __m256i *)(q + 64))),
+                                  _mm256_maddubs_epi16(w3, _mm256_loadu_si256((const __m256i *)(q + 96))));
+    __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p0, ones)), _mm256_set1_ps(s[0]));
+    t = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p1, ones)), _mm256_set1_ps(s[1]), t);
+    return _mm256_fmadd_ps(t, _mm256_set1_ps(scale), acc);
+}
+
+static inline float bt2_row(const uint8_t *qs, const float *sc, act_q8 a, int64_t nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t g = 0;
+    for (; g + 2 <= nb; g += 2) {
+        acc0 = bt2_group(acc0, _mm256_loadu_si256((const __m256i *)(qs + 32 * g)), a.q + 128 * g, a.s + 2 * g, sc[g]);
+        acc1 = bt2_group(acc1, _mm256_loadu_si256((const __m256i *)(qs + 32 * g + 32)), a.q + 128 * g + 128,
+                         a.s + 2 * g + 2, sc[g + 1]);
+    }
+    if (g < nb)
+        acc0 = bt2_group(acc0, _mm256_loadu_si256((const __m256i *)(qs + 32 * g)), a.q + 128 * g, a.s + 2 * g, sc[g]);
+    return hsum(_mm256_add_ps(acc0, acc1)) - bt2_correction(sc, a.s, a.sum, nb);
+}
+
+static void gemv_bt2_avx2(float *y, const uint8_t *W, int64_t rows, int64_t cols, act_q8 a, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / BT2_GROUP;
+    const float *scales = bt2_scales(W, rows, cols);
+    for (int64_t r = r0; r < r1; r++) y[r] = bt2_row(W + r * (cols / 4), scales + r * nb, a, nb);
+}
+
+/* The packed row (cols/4 bytes) stays in L1 across the n activation rows; the
+ * AVX2 unpack is 4 and/shift ops per 32 bytes, cheaper than a stored code buffer. */
+static void gemm_bt2_avx2(float *Y, int64_t ldy, const uint8_t *W, int64_t rows, int64_t cols, const act_q8 *a,
+                          int64_t n, int64_t r0, int64_t r1) {
+    const int64_t nb = cols / BT2_GROUP;
+    const float *scales = bt2_scales(W, rows, cols);
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t t = 0; t < n; t++) Y[t * ldy + r] = bt2_row(W + r * (cols / 4), scales + r * nb, a[t], nb);
+}
+
+/* ---- element-wise --------------------------------------------------------- */
+
+/* exp(x), about 1 ulp (Cephes polynomial) for x in [-87.3, 88.3]; clamped outside. */
+static inline __m256 exp_ps(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static inline __m256 silu_ps(__m256 v) {
+    return _mm256_div_ps(v, _mm256_add_ps(_mm256_set1_ps(1.0f), exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+}
+
+static inline float sum_squares(const float *x, int64_t n) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 v0 = _mm256_loadu_ps(x + i), v1 = _mm256_loadu_ps(x + i + 8);
+        a0 = _mm256_fmadd_ps(v0, v0, a0);
+        a1 = _mm256_fmadd_ps(v1, v1, a1);
+    }
+    for (; i < n; i += 8) {
+        __m256 v = _mm256_maskload_ps(x + i, mask8(n - i));
+        a0 = _mm256_fmadd_ps(v, v, a0);
+    }
+    return hsum(_mm256_add_ps(a0, a1));
+}
+
+static void rmsnorm_avx2(float *y, const float *x, const float *w, int64_t n, float eps) {
+    __m256 inv = _mm256_set1_ps(1.0f / sqrtf(sum_squares(x, n) / (float)n + eps));
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i);
+        __m256 v = _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv);
+        if (w) v = _mm256_mul_ps(_mm256_maskload_ps(w + i, m), v);
+        _mm256_maskstore_ps(y + i, m, v);
+    }
+}
+
+static void l2norm_avx2(float *y, const float *x, int64_t n, float scale) {
+    __m256 k = _mm256_set1_ps(scale / fmaxf(sqrtf(sum_squares(x, n)), 1e-12f));
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i);
+        _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), k));
+    }
+}
+
+static void silu_avx2(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i);
+        _mm256_maskstore_ps(y + i, m, silu_ps(_mm256_maskload_ps(x + i, m)));
+    }
+}
+
+static void swiglu_avx2(float *y, const float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i);
+        _mm256_maskstore_ps(y + i, m, _mm256_mul_ps(silu_ps(_mm256_maskload_ps(g + i, m)), _mm256_maskload_ps(u + i, m)));
+    }
+}
+
+static void softmax_avx2(float *x, int64_t n) {
+    if (n <= 0) return;
+    float mx = x[0];
+    __m256 vm = _mm256_set1_ps(mx);
+    for (int64_t i = 0; i < n; i += 8) /* masked-off lanes load 0: blend them back to x[0] */
+        vm = _mm256_max_ps(vm, _mm256_blendv_ps(_mm256_set1_ps(mx), _mm256_maskload_ps(x + i, mask8(n - i)),
+                                                _mm256_castsi256_ps(mask8(n - i))));
+    vm = _mm256_set1_ps(hmax(vm));
+    __m256 sum = _mm256_setzero_ps();
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i);
+        __m256 e = _mm256_and_ps(exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), vm)), _mm256_castsi256_ps(m));
+        sum = _mm256_add_ps(sum, e);
+        _mm256_maskstore_ps(x + i, m, e);
+    }
+    __m256 inv = _mm256_set1_ps(1.0f / hsum(sum));
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256i m = mask8(n - i);
+        _mm256_maskstore_ps(x + i, m, _mm256_mul_ps(_mm256_maskload_ps(x + i, m), inv));
+    }
+}
+
+const kernel_table kernels_avx2 = {
+    .name = "avx2",
+    .gemv_f32 = gemv_f32_avx2,
+    .gemm_f32 = gemm_f32_avx2,
+    .gemv_f16 = gemv_f16_avx2,
+    .gemm_f16 = gemm_f16_avx2,
+    .quantize_act = quantize_act_avx2,
+    .gemv_bt2 = gemv_bt2_avx2,
+    .gemm_bt2 = gemm_bt2_avx2,
+    .rmsnorm = rmsnorm_avx2,
+    .l2norm = l2norm_avx2,
+    .silu = silu_avx2,
+    .swiglu = swiglu_avx2,
+    .softmax = softmax_avx2,
+    .conv1d_causal = conv1d_causal_ref,
+};

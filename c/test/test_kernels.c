@@ -1,0 +1,494 @@
+/*
+ * test_kernels.c — every kernel of every ISA this CPU supports against _ref,
+ * the _ref kernels against independent double-precision formulations, the
+ * half conversions, and the thread pool.
+ *
+ * Tolerances (stated once, used below):
+ *  - quantize_act: bit-identical q, s and sum.
+ *  - dot products (f32, f16, bt2): |got - ref| <= TOL_DOT * sum_j |w_j x_j|
+ *    (the ternary integer part is exact; what differs is float summation order).
+ *  - element-wise: |got - ref| <= TOL_ELT * max(1, |ref|) (vector exp ~1-2 ulp);
+ *    reductions (rmsnorm, l2norm, softmax): TOL_RED * max(1, |ref|).
+ * Prints one line per ISA/kernel; exits non-zero on any failure.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "harness.h"
+#include "kernels.h"
+#include "threadpool.h"
+
+#define TOL_DOT 1e-5
+#define TOL_ELT 1e-6
+#define TOL_RED 1e-5
+
+static const int64_t DENSE_COLS[] = {1, 3, 17, 64, 100, 257, 1000};
+static const int64_t BT2_COLS[] = {128, 256, 384, 1152, 2560};
+static const int64_t ROWS[] = {1, 3, 17, 64};
+static const int64_t GEMM_N[] = {1, 2, 3, 5, 8, 17};
+static const int64_t ELT_N[] = {1, 3, 17, 64, 100, 257, 1000};
+#define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+static void *xalloc(size_t bytes) {
+    void *p = aligned_alloc64(bytes);
+    if (!p) {
+        printf("FAIL out of memory (%zu bytes)\n", bytes);
+        exit(2);
+    }
+    return p;
+}
+
+static void fill_normal(float *x, int64_t n, float scale) {
+    for (int64_t i = 0; i < n; i++) x[i] = scale * rng_normal();
+}
+
+/* Activations with an all-zero block, an outlier block, and exact .5 ties at s = 1. */
+static void fill_activations(float *x, int64_t cols) {
+    fill_normal(x, cols, 1.0f);
+    if (cols >= 256) memset(x + 64, 0, 64 * sizeof(float));
+    if (cols >= 384) x[130] = 300.0f;
+    if (cols >= 128) {
+        x[0] = 127.0f; /* block 0: amax 127, so s = 1 and x/s is exact */
+        for (int j = 1; j < 64; j++) x[j] = (float)((int)(rng_u64() % 200) - 100) + 0.5f;
+    }
+}
+
+static act_q8 act_alloc(int64_t cols) {
+    act_q8 a = {xalloc((size_t)cols), xalloc((size_t)(cols / 64) * sizeof(float)),
+                xalloc((size_t)(cols / 64) * sizeof(int32_t))};
+    return a;
+}
+static void act_free(act_q8 a) {
+    aligned_free(a.q);
+    aligned_free(a.s);
+    aligned_free(a.sum);
+}
+
+/* A random BT2 tensor [rows, cols]. */
+static uint8_t *bt2_random(int64_t rows, int64_t cols) {
+    uint8_t *w = xalloc(bt2_bytes(rows, cols));
+    for (int64_t i = 0; i < rows * cols / 4; i++) {
+        uint8_t b = 0;
+        for (int k = 0; k < 4; k++) b |= (uint8_t)((rng_u64() % 3) << (2 * k));
+        w[i] = b;
+    }
+    float *sc = (float *)bt2_scales(w, rows, cols);
+    for (int64_t i = 0; i < rows * (cols / BT2_GROUP); i++) sc[i] = rng_uniform(-1.0f, 1.0f);
+    return w;
+}
+
+/* Effective weight (scale * w) of BT2 element [r, j]. */
+static double bt2_weight_at(const uint8_t *W, int64_t rows, int64_t cols, int64_t r, int64_t j) {
+    const uint8_t *grp = W + r * (cols / 4) + (j / 128) * 32;
+    int k = (int)(j % 128);
+    int w = ((grp[k & 31] >> (2 * (k >> 5))) & 3) - 1;
+    return (double)bt2_scales(W, rows, cols)[r * (cols / 128) + j / 128] * w;
+}
+
+/* |got - want| <= tol * bound[i] for i in [i0, i1); returns the max ratio err/bound. */
+static double bounded_err(const float *got, const float *want, const double *bound, int64_t i0, int64_t i1,
+                          int64_t stride) {
+    double m = 0;
+    for (int64_t i = i0; i < i1; i++) {
+        double e = fabs((double)got[i * stride] - (double)want[i * stride]) / (bound[i] + 1e-30);
+        if (!(e <= m)) m = e;
+    }
+    return m;
+}
+
+/* 1 if every float outside [r0, r1) of y[rows] still has the sentinel bits. */
+static int untouched(const float *y, int64_t rows, int64_t r0, int64_t r1) {
+    for (int64_t r = 0; r < rows; r++) {
+        if (r >= r0 && r < r1) continue;
+        uint32_t b;
+        memcpy(&b, &y[r], 4);
+        if (b != 0x7fc0dead) return 0;
+    }
+    return 1;
+}
+static void sentinel(float *y, int64_t n) {
+    uint32_t b = 0x7fc0dead;
+    for (int64_t i = 0; i < n; i++) memcpy(&y[i], &b, 4);
+}
+
+static void report(const char *isa, const char *kernel, double err, double tol, int ok_extra) {
+    int ok = err <= tol && ok_extra;
+    printf("%s %-7s %-14s max err %.3g (tol %.0e)\n", ok ? "ok  " : "FAIL", isa, kernel, err, tol);
+    CHECK(ok, "%s %s: err %.3g tol %.0e%s", isa, kernel, err, tol, ok_extra ? "" : " (wrote outside range)");
+}
+
+/* ---- the _ref kernels against independent formulations -------------------- */
+
+static void test_ref_semantics(void) {
+    /* quantize_act_ref: half-even ties, clamping, zero block, sums. */
+    int64_t cols = 384;
+    float *x = xalloc(cols * sizeof(float));
+    fill_activations(x, cols);
+    act_q8 a = act_alloc(cols);
+    kernels_ref.quantize_act(a, x, cols);
+    int ok = a.s[0] == 1.0f && a.s[1] == 1.0f; /* zero block has s = 1 */
+    for (int j = 64; j < 128; j++) ok &= a.q[j] == 0;
+    for (int j = 1; j < 64; j++) ok &= a.q[j] == (int8_t)nearbyint(x[j]) && (a.q[j] % 2 == 0); /* ties to even */
+    for (int64_t b = 0; b < cols / 64; b++) {
+        int32_t s = 0, amaxq = 0;
+        for (int j = 0; j < 64; j++) {
+            s += a.q[b * 64 + j];
+            amaxq = BRAID_MAX(amaxq, abs(a.q[b * 64 + j]));
+        }
+        ok &= s == a.sum[b] && (b == 1 || amaxq == 127);
+    }
+    CHECK(ok, "quantize_act_ref semantics");
+    printf("%s ref     quantize_act   semantics (ties to even, zero block, sums)\n", ok ? "ok  " : "FAIL");
+
+    /* gemv_bt2_ref against a double dequantize-and-dot. */
+    int64_t rows = 17;
+    cols = 1152;
+    float *x2 = xalloc(cols * sizeof(float));
+    fill_activations(x2, cols);
+    act_q8 a2 = act_alloc(cols);
+    kernels_ref.quantize_act(a2, x2, cols);
+    uint8_t *W = bt2_random(rows, cols);
+    float *y = xalloc(rows * sizeof(float)), *want = xalloc(rows * sizeof(float));
+    double *bound = xalloc(rows * sizeof(double));
+    kernels_ref.gemv_bt2(y, W, rows, cols, a2, 0, rows);
+    for (int64_t r = 0; r < rows; r++) {
+        double acc = 0, l1 = 0;
+        for (int64_t j = 0; j < cols; j++) {
+            double v = bt2_weight_at(W, rows, cols, r, j) * a2.s[j / 64] * a2.q[j];
+            acc += v;
+            l1 += fabs(v);
+        }
+        want[r] = (float)acc;
+        bound[r] = l1 + 1e-6;
+    }
+    report("ref", "gemv_bt2/dbl", bounded_err(y, want, bound, 0, rows, 1), TOL_DOT, 1);
+
+    /* half conversions: every half round-trips; a few known values. */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = half_to_float((uint16_t)h);
+        if (isnan(f)) continue;
+        if (float_to_half(f) != h) bad++;
+    }
+    bad += half_to_float(0x3c00) != 1.0f || half_to_float(0x0001) != ldexpf(1.0f, -24) || float_to_half(65520.0f) != 0x7c00 ||
+           float_to_half(1.0f + ldexpf(1.0f, -11)) != 0x3c00 /* tie to even */ ||
+           float_to_half(1.0f + 3 * ldexpf(1.0f, -11)) != 0x3c02 || float_to_half(ldexpf(1.0f, -25)) != 0 ||
+           float_to_half(ldexpf(1.5f, -25)) != 1;
+    CHECK(bad == 0, "half conversions: %d mismatches", bad);
+    printf("%s ref     half           round trip of all 65536 halves, ties (%d bad)\n", bad ? "FAIL" : "ok  ", bad);
+
+    free(x), free(x2);
+    act_free(a), act_free(a2);
+    aligned_free(W), aligned_free(y), aligned_free(want), aligned_free(bound);
+}
+
+/* ---- one ISA against _ref ---------------------------------------------------- */
+
+static void test_dense(const kernel_table *K) {
+    const kernel_table *R = &kernels_ref;
+    double e32 = 0, e16 = 0, g32 = 0, g16 = 0;
+    int in_range = 1;
+    for (int ci = 0; ci < COUNT(DENSE_COLS); ci++) {
+        for (int ri = 0; ri < COUNT(ROWS); ri++) {
+            int64_t cols = DENSE_COLS[ci], rows = ROWS[ri], nmax = 17, ldy = rows + 3;
+            float *W = xalloc(rows * cols * sizeof(float)), *X = xalloc(nmax * cols * sizeof(float));
+            uint16_t *H = xalloc(rows * cols * sizeof(uint16_t));
+            fill_normal(W, rows * cols, 0.5f);
+            fill_normal(X, nmax * cols, 1.0f);
+            for (int64_t i = 0; i < rows * cols; i++) H[i] = float_to_half(W[i]);
+            double *b32 = xalloc(nmax * rows * sizeof(double)), *b16 = xalloc(nmax * rows * sizeof(double));
+            for (int64_t t = 0; t < nmax; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double s32 = 0, s16 = 0;
+                    for (int64_t j = 0; j < cols; j++) {
+                        s32 += fabs((double)W[r * cols + j] * X[t * cols + j]);
+                        s16 += fabs((double)half_to_float(H[r * cols + j]) * X[t * cols + j]);
+                    }
+                    b32[t * rows + r] = s32;
+                    b16[t * rows + r] = s16;
+                }
+            float *y = xalloc(nmax * ldy * sizeof(float)), *yr = xalloc(nmax * ldy * sizeof(float));
+            int64_t r0 = rows > 2 ? 1 : 0, r1 = rows > 2 ? rows - 1 : rows;
+
+            sentinel(y, rows), sentinel(yr, rows);
+            K->gemv_f32(y, W, X, cols, r0, r1);
+            R->gemv_f32(yr, W, X, cols, r0, r1);
+            e32 = fmax(e32, bounded_err(y, yr, b32, r0, r1, 1));
+            in_range &= untouched(y, rows, r0, r1);
+
+            sentinel(y, rows), sentinel(yr, rows);
+            K->gemv_f16(y, H, X, cols, r0, r1);
+            R->gemv_f16(yr, H, X, cols, r0, r1);
+            e16 = fmax(e16, bounded_err(y, yr, b16, r0, r1, 1));
+            in_range &= untouched(y, rows, r0, r1);
+
+            for (int ni = 0; ni < COUNT(GEMM_N); ni++) {
+                int64_t n = GEMM_N[ni];
+                sentinel(y, n * ldy), sentinel(yr, n * ldy);
+                K->gemm_f32(y, ldy, W, X, n, cols, r0, r1);
+                R->gemm_f32(yr, ldy, W, X, n, cols, r0, r1);
+                for (int64_t t = 0; t < n; t++) {
+                    g32 = fmax(g32, bounded_err(y + t * ldy, yr + t * ldy, b32 + t * rows, r0, r1, 1));
+                    in_range &= untouched(y + t * ldy, ldy, r0, r1);
+                }
+                sentinel(y, n * ldy), sentinel(yr, n * ldy);
+                K->gemm_f16(y, ldy, H, X, n, cols, r0, r1);
+                R->gemm_f16(yr, ldy, H, X, n, cols, r0, r1);
+                for (int64_t t = 0; t < n; t++) {
+                    g16 = fmax(g16, bounded_err(y + t * ldy, yr + t * ldy, b16 + t * rows, r0, r1, 1));
+                    in_range &= untouched(y + t * ldy, ldy, r0, r1);
+                }
+            }
+            aligned_free(W), aligned_free(X), aligned_free(H), aligned_free(b32), aligned_free(b16);
+            aligned_free(y), aligned_free(yr);
+        }
+    }
+    report(K->name, "gemv_f32", e32, TOL_DOT, in_range);
+    report(K->name, "gemm_f32", g32, TOL_DOT, in_range);
+    report(K->name, "gemv_f16", e16, TOL_DOT, in_range);
+    report(K->name, "gemm_f16", g16, TOL_DOT, in_range);
+}
+
+static void test_bt2(const kernel_table *K) {
+    const kernel_table *R = &kernels_ref;
+    double ev = 0, eg = 0;
+    int qsame = 1, in_range = 1;
+    for (int ci = 0; ci < COUNT(BT2_COLS); ci++) {
+        int64_t cols = BT2_COLS[ci], nmax = 17;
+        float *X = xalloc(nmax * cols * sizeof(float));
+        act_q8 a[17], ar[17];
+        for (int64_t t = 0; t < nmax; t++) {
+            fill_activations(X + t * cols, cols);
+            a[t] = act_alloc(cols), ar[t] = act_alloc(cols);
+            K->quantize_act(a[t], X + t * cols, cols);
+            R->quantize_act(ar[t], X + t * cols, cols);
+            qsame &= memcmp(a[t].q, ar[t].q, cols) == 0 && memcmp(a[t].s, ar[t].s, cols / 64 * 4) == 0 &&
+                     memcmp(a[t].sum, ar[t].sum, cols / 64 * 4) == 0;
+        }
+        for (int ri = 0; ri < COUNT(ROWS); ri++) {
+            int64_t rows = ROWS[ri], ldy = rows + 5;
+            uint8_t *W = bt2_random(rows, cols);
+            double *bound = xalloc(nmax * rows * sizeof(double));
+            for (int64_t t = 0; t < nmax; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double l1 = 0;
+                    for (int64_t j = 0; j < cols; j++)
+                        l1 += fabs(bt2_weight_at(W, rows, cols, r, j) == 0 ? 1.0 : bt2_weight_at(W, rows, cols, r, j)) *
+                              ar[t].s[j / 64] * abs(ar[t].q[j]);
+                    bound[t * rows + r] = l1;
+                }
+            float *y = xalloc(nmax * ldy * sizeof(float)), *yr = xalloc(nmax * ldy * sizeof(float));
+            int64_t r0 = rows > 2 ? 1 : 0, r1 = rows > 2 ? rows - 1 : rows;
+            sentinel(y, rows), sentinel(yr, rows);
+            K->gemv_bt2(y, W, rows, cols, ar[0], r0, r1);
+            R->gemv_bt2(yr, W, rows, cols, ar[0], r0, r1);
+            ev = fmax(ev, bounded_err(y, yr, bound, r0, r1, 1));
+            in_range &= untouched(y, rows, r0, r1);
+            for (int ni = 0; ni < COUNT(GEMM_N); ni++) {
+                int64_t n = GEMM_N[ni];
+                sentinel(y, n * ldy), sentinel(yr, n * ldy);
+                K->gemm_bt2(y, ldy, W, rows, cols, ar, n, r0, r1);
+                R->gemm_bt2(yr, ldy, W, rows, cols, ar, n, r0, r1);
+                for (int64_t t = 0; t < n; t++) {
+                    eg = fmax(eg, bounded_err(y + t * ldy, yr + t * ldy, bound + t * rows, r0, r1, 1));
+                    in_range &= untouched(y + t * ldy, ldy, r0, r1);
+                }
+            }
+            aligned_free(W), aligned_free(bound), aligned_free(y), aligned_free(yr);
+        }
+        for (int64_t t = 0; t < nmax; t++) act_free(a[t]), act_free(ar[t]);
+        aligned_free(X);
+    }
+    printf("%s %-7s %-14s q, s, sum bit-identical to ref\n", qsame ? "ok  " : "FAIL", K->name, "quantize_act");
+    CHECK(qsame, "%s quantize_act differs from ref", K->name);
+    report(K->name, "gemv_bt2", ev, TOL_DOT, in_range);
+    report(K->name, "gemm_bt2", eg, TOL_DOT, in_range);
+}
+
+static void test_elementwise(const kernel_table *K) {
+    const kernel_table *R = &kernels_ref;
+    double e_rms = 0, e_l2 = 0, e_silu = 0, e_swi = 0, e_soft = 0, e_conv = 0;
+    int tail_ok = 1;
+    for (int ni = 0; ni < COUNT(ELT_N); ni++) {
+        int64_t n = ELT_N[ni];
+        float *x = xalloc(n * sizeof(float)), *w = xalloc(n * sizeof(float)), *u = xalloc(n * sizeof(float));
+        float *y = xalloc(n * sizeof(float)), *yr = xalloc(n * sizeof(float));
+        fill_normal(x, n, 3.0f);
+        fill_normal(w, n, 1.0f);
+        fill_normal(u, n, 1.0f);
+        if (n >= 3) x[0] = -100.0f, x[1] = 100.0f, x[2] = -30.0f; /* exp range ends */
+
+        for (int wi = 0; wi < 2; wi++) {
+            K->rmsnorm(y, x, wi ? w : NULL, n, 1e-6f);
+            R->rmsnorm(yr, x, wi ? w : NULL, n, 1e-6f);
+            e_rms = fmax(e_rms, max_rel_err(y, yr, n));
+        }
+        memcpy(y, x, n * sizeof(float)); /* aliasing y == x */
+        K->rmsnorm(y, y, w, n, 1e-6f);
+        R->rmsnorm(yr, x, w, n, 1e-6f);
+        e_rms = fmax(e_rms, max_rel_err(y, yr, n));
+
+        K->l2norm(y, x, n, 2.5f);
+        R->l2norm(yr, x, n, 2.5f);
+        e_l2 = fmax(e_l2, max_rel_err(y, yr, n));
+
+        K->silu(y, x, n);
+        R->silu(yr, x, n);
+        e_silu = fmax(e_silu, max_rel_err(y, yr, n));
+        memcpy(y, x, n * sizeof(float));
+        K->silu(y, y, n);
+        e_silu = fmax(e_silu, max_rel_err(y, yr, n));
+
+        K->swiglu(y, x, u, n);
+        R->swiglu(yr, x, u, n);
+        e_swi = fmax(e_swi, max_rel_err(y, yr, n));
+        memcpy(y, u, n * sizeof(float));
+        K->swiglu(y, x, y, n); /* y aliases u */
+        e_swi = fmax(e_swi, max_rel_err(y, yr, n));
+
+        for (int64_t i = 0; i < n; i++) y[i] = yr[i] = 4.0f * u[i]; /* spread out, not one-hot */
+        if (n >= 3) y[1] = yr[1] = -90.0f;                          /* an underflowing exp */
+        K->softmax(y, n);
+        R->softmax(yr, n);
+        e_soft = fmax(e_soft, max_rel_err(y, yr, n));
+        aligned_free(x), aligned_free(w), aligned_free(u), aligned_free(y), aligned_free(yr);
+    }
+    report(K->name, "rmsnorm", e_rms, TOL_RED, 1);
+    report(K->name, "l2norm", e_l2, TOL_RED, 1);
+    report(K->name, "silu", e_silu, TOL_ELT, 1);
+    report(K->name, "swiglu", e_swi, TOL_ELT, 1);
+    report(K->name, "softmax", e_soft, TOL_RED, 1);
+
+    static const int64_t CONV_N[] = {1, 3, 17}, CONV_CH[] = {1, 3, 17, 64}, CONV_K[] = {1, 2, 4};
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 4; b++)
+            for (int c = 0; c < 3; c++) {
+                int64_t n = CONV_N[a], ch = CONV_CH[b], k = CONV_K[c];
+                float *x = xalloc(n * ch * 4 + 4), *w = xalloc(ch * k * 4), *y = xalloc(n * ch * 4),
+                      *yr = xalloc(n * ch * 4);
+                float *tail = xalloc((k - 1) * ch * 4 + 4), *tailr = xalloc((k - 1) * ch * 4 + 4);
+                fill_normal(x, n * ch, 1.0f);
+                fill_normal(w, ch * k, 0.5f);
+                fill_normal(tail, (k - 1) * ch, 1.0f);
+                memcpy(tailr, tail, (k - 1) * ch * 4);
+                K->conv1d_causal(y, tail, x, w, n, ch, k);
+                R->conv1d_causal(yr, tailr, x, w, n, ch, k);
+                e_conv = fmax(e_conv, max_rel_err(y, yr, n * ch));
+                tail_ok &= memcmp(tail, tailr, (k - 1) * ch * 4) == 0;
+                aligned_free(x), aligned_free(w), aligned_free(y), aligned_free(yr), aligned_free(tail),
+                    aligned_free(tailr);
+            }
+    report(K->name, "conv1d_causal", e_conv, TOL_RED, tail_ok);
+}
+
+/* conv1d_causal_ref: decoding token by token equals one call over the whole sequence. */
+static void test_conv_streaming(void) {
+    int64_t n = 9, ch = 5, k = 4;
+    float x[45], w[20], y_all[45], y_step[45], t_all[15] = {0}, t_step[15] = {0};
+    fill_normal(x, n * ch, 1.0f);
+    fill_normal(w, ch * k, 0.5f);
+    kernels_ref.conv1d_causal(y_all, t_all, x, w, n, ch, k);
+    kernels_ref.conv1d_causal(y_step, t_step, x, w, 2, ch, k); /* 2 tokens, then one at a time */
+    for (int64_t t = 2; t < n; t++) kernels_ref.conv1d_causal(y_step + t * ch, t_step, x + t * ch, w, 1, ch, k);
+    int ok = memcmp(y_all, y_step, sizeof y_all) == 0 && memcmp(t_all, t_step, sizeof t_all) == 0;
+    /* the first output only sees w[c, k-1] * x[0, c] (zero history) */
+    for (int64_t c = 0; c < ch; c++) {
+        float v = w[c * k + k - 1] * x[c];
+        ok &= fabsf(y_all[c] - v / (1.0f + expf(-v))) <= 1e-6f;
+    }
+    CHECK(ok, "conv1d_causal_ref streaming");
+    printf("%s ref     conv1d_causal  streaming == batch, zero history\n", ok ? "ok  " : "FAIL");
+}
+
+/* ---- thread pool ------------------------------------------------------------ */
+
+typedef struct {
+    atomic_int *count;
+    int64_t n, align;
+    atomic_int bad; /* misaligned range or bad thread id */
+    int tag;
+} cover_job;
+
+static atomic_int g_active[2];
+static atomic_int g_overlap;
+
+static void cover_fn(void *argp, int64_t i0, int64_t i1, int32_t thread) {
+    cover_job *j = argp;
+    atomic_fetch_add(&g_active[j->tag], 1);
+    if (atomic_load(&g_active[1 - j->tag]) != 0) atomic_store(&g_overlap, 1);
+    if (i0 % j->align != 0 || (i1 % j->align != 0 && i1 != j->n) || i0 >= i1 || thread < 0 ||
+        thread >= pool_threads())
+        atomic_store(&j->bad, 1);
+    for (int64_t i = i0; i < i1; i++) atomic_fetch_add(&j->count[i], 1);
+    atomic_fetch_sub(&g_active[j->tag], 1);
+}
+
+static int cover_once(int64_t n, int64_t align, int reps, int tag) {
+    cover_job j = {calloc((size_t)BRAID_MAX(n, 1), sizeof(atomic_int)), n, align, 0, tag};
+    for (int k = 0; k < reps; k++) pool_parallel_for(n, align, cover_fn, &j);
+    int ok = !atomic_load(&j.bad);
+    for (int64_t i = 0; i < n; i++) ok &= atomic_load(&j.count[i]) == reps;
+    free(j.count);
+    return ok;
+}
+
+static void *concurrent_main(void *arg) {
+    int tag = (int)(intptr_t)arg;
+    int ok = 1;
+    for (int k = 0; k < 200; k++) ok &= cover_once(1000 + 37 * tag, 4, 1, tag);
+    return (void *)(intptr_t)ok;
+}
+
+static void test_pool(void) {
+    static const int64_t NS[] = {0, 1, 2, 3, 7, 64, 100, 1000, 12345};
+    static const int64_t ALIGNS[] = {1, 4, 16, 64};
+    static const int32_t THREADS[] = {1, 2, 3, 5, 2};
+    int ok = 1;
+    for (int ti = 0; ti < COUNT(THREADS); ti++) {
+        ok &= pool_init(THREADS[ti]) == BRAID_OK && pool_threads() == THREADS[ti];
+        for (int a = 0; a < COUNT(NS); a++)
+            for (int b = 0; b < COUNT(ALIGNS); b++) ok &= cover_once(NS[a], ALIGNS[b], 3, 0);
+    }
+    CHECK(ok, "pool_parallel_for coverage");
+    printf("%s pool    parallel_for   every index exactly once, aligned ranges (threads 1,2,3,5)\n",
+           ok ? "ok  " : "FAIL");
+
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, concurrent_main, (void *)(intptr_t)i);
+    int cok = 1;
+    for (int i = 0; i < 2; i++) {
+        void *r;
+        pthread_join(th[i], &r);
+        cok &= (int)(intptr_t)r;
+    }
+    int serial = !atomic_load(&g_overlap);
+    CHECK(cok && serial, "pool concurrency: coverage %d serialized %d", cok, serial);
+    printf("%s pool    concurrent     two caller threads x 200 jobs, correct and serialized\n",
+           cok && serial ? "ok  " : "FAIL");
+}
+
+int main(void) {
+    printf("system: %s\n", braid_system_info());
+    test_ref_semantics();
+    test_conv_streaming();
+    char tested[64] = "";
+    for (int32_t isa = BRAID_ISA_REF; isa <= BRAID_ISA_AVX512; isa++) {
+        if (!cpu_isa_available(isa)) continue;
+        int sel = braid_isa_set(isa) == BRAID_OK && braid_isa_get() == isa && kernels() == cpu_isa_table(isa);
+        CHECK(sel, "braid_isa_set(%d)", isa);
+        const kernel_table *K = cpu_isa_table(isa);
+        test_dense(K);
+        test_bt2(K);
+        test_elementwise(K);
+        strcat(tested, " ");
+        strcat(tested, K->name);
+    }
+    for (int32_t isa = BRAID_ISA_AVX2; isa <= BRAID_ISA_AVX512; isa++)
+        if (!cpu_isa_available(isa)) CHECK(braid_isa_set(isa) == BRAID_ERR_UNSUPPORTED, "unsupported isa %d", isa);
+    test_pool();
+    printf("isa tested:%s\n", tested);
+    return harness_finish("test_kernels");
+}

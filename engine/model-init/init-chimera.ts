@@ -1,0 +1,256 @@
+/**
+ * Random initialisation of a Chimera model, written straight to GGUF with the
+ * tensor names, shapes and types of docs/format.md.
+ *
+ * Deterministic for a seed: every tensor draws from its own generator seeded
+ * by (seed, tensor name), so the bytes of a tensor do not depend on the order
+ * or number of the others. Data is produced in chunks while the file is being
+ * written, so a 2560-wide, 28-layer model never sits in memory.
+ *
+ * Ternary (BT2) weights are sampled as codes directly rather than drawing
+ * N(0, σ²) floats and quantising them: the absmean scale of N(0, σ²) is
+ * σ·sqrt(2/π), and |z| < 0.5·sqrt(2/π) has probability erf(0.5/sqrt(π)) ≈ 0.31,
+ * so codes are 0 with p ≈ 0.31 and ±1 with ≈ 0.345 each. One 16-bit draw
+ * picks four codes (a whole byte) through a lookup table.
+ */
+import { endianness } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { GgmlType, ggmlTensorBytes, type GgufValue } from '../gguf/types.ts';
+import { writeGguf, type GgufTensorSpec, type TensorChunks } from '../gguf/writer.ts';
+import { readTokenizerSpec, tokenizerMetadata, type TokenizerSpec } from '../tokenizer/spec.ts';
+import { chimeraMetadata, validateChimeraConfig, type ChimeraConfig } from './chimera-config.ts';
+
+export const DEFAULT_TOKENIZER_PATH = join(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../models/tokenizer/braid-bpe-4k.json',
+);
+
+export interface RandomInitOptions {
+  /** Embedded tokenizer; default: the committed models/tokenizer/braid-bpe-4k.json. */
+  tokenizer?: TokenizerSpec;
+  /** σ of the normal initialisers (HF `initializer_range`); default 0.02. */
+  initializerRange?: number;
+}
+
+/** How one tensor's values are drawn. */
+type Init =
+  | { kind: 'normal'; std: number }
+  | { kind: 'uniform'; lo: number; hi: number }
+  | { kind: 'const'; value: number }
+  | { kind: 'a_log' }
+  | { kind: 'dt_bias' }
+  | { kind: 'ternary'; scale: number };
+
+export interface PlannedTensor {
+  name: string;
+  type: number;
+  /** GGUF order: [cols, rows]. */
+  dims: number[];
+  init: Init;
+}
+
+/** The tensor list of docs/format.md for a config, in file order. */
+export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): PlannedTensor[] {
+  const D = c.embeddingLength;
+  const I = c.feedForwardLength;
+  const HK = c.headCount * c.headDim;
+  const HV = c.headCount * c.valueDim;
+  const H = c.headCount;
+  const K = c.convKernel;
+  const F32 = GgmlType.F32;
+  const BT2 = GgmlType.BT2;
+  const normal: Init = { kind: 'normal', std: initializerRange };
+  const ones: Init = { kind: 'const', value: 1 };
+  const ternary: Init = { kind: 'ternary', scale: initializerRange * Math.sqrt(2 / Math.PI) };
+  const conv: Init = { kind: 'uniform', lo: -0.5, hi: 0.5 };
+  // Shapes below are [rows, cols] as in docs/format.md; dims reverse them.
+  const t = (name: string, type: number, shape: number[], init: Init): PlannedTensor => ({
+    name,
+    type,
+    dims: [...shape].reverse(),
+    init,
+  });
+  const plan: PlannedTensor[] = [
+    t('token_embd.weight', F32, [c.vocabSize, D], normal),
+    t('output_norm.weight', F32, [D], ones),
+  ];
+  c.layerTypes.forEach((_type, n) => {
+    const b = `blk.${n}.`;
+    plan.push(
+      t(`${b}attn_norm.weight`, F32, [D], ones),
+      t(`${b}gdn_q.weight`, BT2, [HK, D], ternary),
+      t(`${b}gdn_k.weight`, BT2, [HK, D], ternary),
+      t(`${b}gdn_v.weight`, BT2, [HV, D], ternary),
+      t(`${b}gdn_g.weight`, BT2, [HV, D], ternary),
+      t(`${b}gdn_o.weight`, BT2, [D, HV], ternary),
+      t(`${b}gdn_a.weight`, F32, [H, D], normal),
+      t(`${b}gdn_b.weight`, F32, [H, D], normal),
+      t(`${b}gdn_a_log`, F32, [H], { kind: 'a_log' }),
+      t(`${b}gdn_dt_bias`, F32, [H], { kind: 'dt_bias' }),
+      t(`${b}gdn_conv_q.weight`, F32, [HK, K], conv),
+      t(`${b}gdn_conv_k.weight`, F32, [HK, K], conv),
+      t(`${b}gdn_conv_v.weight`, F32, [HV, K], conv),
+      t(`${b}gdn_o_norm.weight`, F32, [c.valueDim], ones),
+      t(`${b}ffn_norm.weight`, F32, [D], ones),
+      t(`${b}ffn_gate.weight`, BT2, [I, D], ternary),
+      t(`${b}ffn_up.weight`, BT2, [I, D], ternary),
+      t(`${b}ffn_down.weight`, BT2, [D, I], ternary),
+    );
+  });
+  return plan;
+}
+
+// ---- deterministic random numbers -------------------------------------------
+
+/** FNV-1a of a string: mixes the tensor name into its generator's seed. */
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** sfc32 (Chris Doty-Humphrey's small fast counter): 32-bit, fast in JS, good statistics. */
+function sfc32(seed: number, stream: number): () => number {
+  let a = seed | 0;
+  let b = stream | 0;
+  let c = 0x9e3779b9;
+  let d = 1;
+  const next = () => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return t >>> 0;
+  };
+  for (let i = 0; i < 16; i++) next(); // decorrelate nearby seeds
+  return next;
+}
+
+const TWO_32 = 4294967296;
+
+/** Uniform in (0, 1), never 0 (Box-Muller takes its log). */
+function uniform(next: () => number): number {
+  return (next() + 0.5) / TWO_32;
+}
+
+/** erf by its Maclaurin series; only needed near 0.28, where it converges in a few terms. */
+function erfSmall(x: number): number {
+  let term = x;
+  let sum = x;
+  for (let n = 1; n < 30; n++) {
+    term *= (-x * x) / n;
+    sum += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * sum;
+}
+
+/** 65536-entry table: a uniform 16-bit draw → one BT2 byte (four codes) with the right odds. */
+function ternaryByteTable(): Uint8Array {
+  const p0 = erfSmall(0.5 / Math.sqrt(Math.PI));
+  const pCode = [(1 - p0) / 2, p0, (1 - p0) / 2]; // code = w + 1
+  const table = new Uint8Array(65536);
+  let cum = 0;
+  let slot = 0;
+  for (let byte = 0; byte < 256; byte++) {
+    let p = 1;
+    for (let k = 0; k < 4; k++) p *= pCode[(byte >> (2 * k)) & 3] ?? 0;
+    if (p === 0) continue;
+    cum += p;
+    const end = byte === 0b10101010 ? 65536 : Math.round(cum * 65536);
+    table.fill(byte, slot, end);
+    slot = end;
+  }
+  return table;
+}
+
+const CHUNK_VALUES = 1 << 20;
+
+function* floatChunks(count: number, fill: (out: Float32Array) => void): Generator<Uint8Array> {
+  for (let done = 0; done < count; ) {
+    const n = Math.min(CHUNK_VALUES, count - done);
+    const out = new Float32Array(n);
+    fill(out);
+    done += n;
+    yield new Uint8Array(out.buffer);
+  }
+}
+
+function tensorData(p: PlannedTensor, seed: number, table: Uint8Array): () => TensorChunks {
+  return () => {
+    const next = sfc32(seed, fnv1a(p.name));
+    const init = p.init;
+    if (init.kind === 'ternary') return ternaryChunks(p, next, table, init.scale);
+    const count = p.dims.reduce((a, b) => a * b, 1);
+    return floatChunks(count, (out) => {
+      for (let i = 0; i < out.length; i++) out[i] = sample(init, next);
+    });
+  };
+}
+
+function sample(init: Exclude<Init, { kind: 'ternary' }>, next: () => number): number {
+  switch (init.kind) {
+    case 'const':
+      return init.value;
+    case 'normal':
+      // One Box-Muller draw per value: simpler than caching the pair, fast enough for F32 tensors.
+      return init.std * Math.sqrt(-2 * Math.log(uniform(next))) * Math.cos(2 * Math.PI * uniform(next));
+    case 'uniform':
+      return init.lo + (init.hi - init.lo) * uniform(next);
+    case 'a_log':
+      // A = U(1, 16): the Mamba-2 / GDN decay-rate range.
+      return Math.log(1 + 15 * uniform(next));
+    case 'dt_bias': {
+      // dt log-uniform in [1e-3, 1e-1]; the bias is softplus⁻¹(dt) = log(expm1(dt)).
+      const dt = Math.exp(Math.log(1e-3) + (Math.log(1e-1) - Math.log(1e-3)) * uniform(next));
+      return Math.log(Math.expm1(dt));
+    }
+  }
+}
+
+function* ternaryChunks(p: PlannedTensor, next: () => number, table: Uint8Array, scale: number): Generator<Uint8Array> {
+  const [cols, rows] = p.dims as [number, number];
+  let qs = rows * (cols / 4); // even: cols is a multiple of 128
+  while (qs > 0) {
+    const n = Math.min(4 * CHUNK_VALUES, qs);
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i += 2) {
+      const r = next();
+      out[i] = table[r & 0xffff]!;
+      out[i + 1] = table[r >>> 16]!;
+    }
+    qs -= n;
+    yield out;
+  }
+  yield* floatChunks(rows * (cols / 128), (out) => out.fill(scale));
+}
+
+/**
+ * Writes a randomly initialised Chimera model to `path` (atomically). The
+ * embedded tokenizer's size must not exceed config.vocabSize; a larger vocab
+ * is padded with unused tokens.
+ */
+export async function writeRandomChimera(
+  path: string,
+  config: ChimeraConfig,
+  seed: number,
+  opts: RandomInitOptions = {},
+): Promise<void> {
+  validateChimeraConfig(config);
+  if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
+  // Float chunks are written as the platform's bytes; GGUF is little-endian.
+  if (endianness() !== 'LE') throw new Error('writeRandomChimera needs a little-endian host');
+  const tokenizer = opts.tokenizer ?? readTokenizerSpec(DEFAULT_TOKENIZER_PATH);
+  const metadata: [string, GgufValue][] = [
+    ...chimeraMetadata(config),
+    ...tokenizerMetadata(tokenizer, config.vocabSize),
+  ];
+  const table = ternaryByteTable();
+  const tensors: GgufTensorSpec[] = chimeraTensorPlan(config, opts.initializerRange).map((p) => {
+    ggmlTensorBytes(p.type, p.dims); // throws early on a shape BT2 cannot hold
+    return { name: p.name, type: p.type, dims: p.dims, data: tensorData(p, seed >>> 0, table) };
+  });
+  await writeGguf(path, { metadata, tensors });
+}

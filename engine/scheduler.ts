@@ -1,0 +1,206 @@
+/**
+ * Per-model scheduling: a fixed set of context slots and a capped FIFO queue
+ * of requests waiting for one. A slot keeps its context between requests and
+ * remembers which tokens its state has consumed, so a prompt that extends that
+ * history (the next turn of a chat) only evaluates the new suffix.
+ */
+import { AbortedError, QueueFullError } from './errors.ts';
+import type { NativeContext } from './model/native-context.ts';
+
+/** One context plus the knowledge of what its recurrent state contains. */
+export class Slot {
+  /** Tokens the state has consumed since its last reset; null when unknown (reset before use). */
+  private history: number[] | null = [];
+  /** Logits after the last token of history, when known (lets an identical prompt skip prefill). */
+  private lastLogits: Float32Array | null = null;
+
+  constructor(readonly ctx: NativeContext) {}
+
+  /** How many leading tokens of `prompt` the current state already covers (0 if unusable). */
+  reusableLength(prompt: readonly number[]): number {
+    const h = this.history;
+    if (h === null || h.length === 0 || h.length > prompt.length || !this.ctx.usable) return 0;
+    for (let i = 0; i < h.length; i++) if (h[i] !== prompt[i]) return 0;
+    if (h.length === prompt.length && this.lastLogits === null) return 0;
+    return h.length;
+  }
+
+  /**
+   * Brings the state to "after prompt" and returns the logits of its last token
+   * ([n_vocab]), or of every prompt token ([n][n_vocab]) when allLogits, which
+   * always evaluates from scratch. `reused` is how many tokens were skipped.
+   */
+  async prefill(
+    prompt: readonly number[],
+    opts: { allLogits: boolean; signal: AbortSignal },
+  ): Promise<{ logits: Float32Array; reused: number }> {
+    const reused = opts.allLogits ? 0 : this.reusableLength(prompt);
+    if (reused === prompt.length && this.lastLogits !== null) return { logits: this.lastLogits, reused };
+    if (reused === 0) await this.reset();
+    const logits = await this.run(prompt.slice(reused), opts.allLogits, opts.signal);
+    return { logits, reused };
+  }
+
+  /** Feeds tokens that continue the sequence; returns the last token's logits. */
+  append(tokens: readonly number[], signal: AbortSignal): Promise<Float32Array> {
+    return this.run(tokens, false, signal);
+  }
+
+  /** Final hidden states of `tokens` evaluated from a fresh state ([n][n_embd]). */
+  async hidden(tokens: readonly number[], signal: AbortSignal): Promise<Float32Array> {
+    await this.reset();
+    try {
+      const h = await this.ctx.evalHidden(tokens, signal);
+      this.history = [...tokens];
+      return h;
+    } catch (e) {
+      this.history = null;
+      throw e;
+    }
+  }
+
+  private async reset(): Promise<void> {
+    this.history = null;
+    this.lastLogits = null;
+    await this.ctx.reset();
+    this.history = [];
+  }
+
+  private async run(tokens: readonly number[], allLogits: boolean, signal: AbortSignal): Promise<Float32Array> {
+    if (this.history === null) throw new Error('slot state is unknown; prefill from scratch first');
+    const before = this.history;
+    this.history = null; // unknown until the call succeeds
+    this.lastLogits = null;
+    const logits = await this.ctx.eval(tokens, { allLogits, signal });
+    before.push(...tokens);
+    this.history = before;
+    this.lastLogits = allLogits ? logits.slice(logits.length - this.ctx.nVocab) : logits;
+    return logits;
+  }
+}
+
+/** A slot handed to one request; release() gives it back (idempotent). */
+export interface Lease {
+  readonly slot: Slot;
+  release(): void;
+}
+
+interface Waiter {
+  signal: AbortSignal;
+  resolve(lease: Lease): void;
+  reject(e: Error): void;
+  onAbort(): void;
+}
+
+/** Recent request durations kept for the Retry-After estimate. */
+const DURATION_WINDOW = 16;
+
+export class Scheduler {
+  private readonly free: Slot[];
+  private readonly waiting: Waiter[] = [];
+  private activeCount = 0;
+  private readonly durationsMs: number[] = [];
+  private closed = false;
+
+  constructor(
+    private readonly slots: readonly Slot[],
+    private readonly maxQueue: number,
+  ) {
+    if (slots.length < 1) throw new Error('a scheduler needs at least one slot');
+    this.free = [...slots];
+  }
+
+  get queueDepth(): number {
+    return this.waiting.length;
+  }
+
+  get active(): number {
+    return this.activeCount;
+  }
+
+  /**
+   * Waits for a slot, preferring one whose state already covers the start of
+   * `prompt`. Throws QueueFullError when maxQueue requests already wait, and
+   * AbortedError if the signal fires while queued (the request leaves the queue).
+   */
+  acquire(prompt: readonly number[], signal: AbortSignal): Promise<Lease> {
+    if (this.closed) return Promise.reject(new AbortedError('the engine is shutting down'));
+    if (signal.aborted) return Promise.reject(new AbortedError());
+    if (this.free.length > 0) {
+      let best = 0;
+      let bestLen = -1;
+      this.free.forEach((s, i) => {
+        const n = s.reusableLength(prompt);
+        if (n > bestLen) [best, bestLen] = [i, n];
+      });
+      const [slot] = this.free.splice(best, 1);
+      return Promise.resolve(this.lease(slot!));
+    }
+    if (this.waiting.length >= this.maxQueue) {
+      return Promise.reject(
+        new QueueFullError(
+          `the model is busy: ${this.waiting.length} requests are already queued; retry later`,
+          this.retryAfterSeconds(),
+        ),
+      );
+    }
+    return new Promise<Lease>((resolve, reject) => {
+      const w: Waiter = {
+        signal,
+        resolve,
+        reject,
+        onAbort: () => {
+          const i = this.waiting.indexOf(w);
+          if (i >= 0) this.waiting.splice(i, 1);
+          reject(new AbortedError('request aborted while queued'));
+        },
+      };
+      signal.addEventListener('abort', w.onAbort, { once: true });
+      this.waiting.push(w);
+    });
+  }
+
+  /** Rejects everything queued and frees the contexts (after in-flight calls settle). */
+  async dispose(): Promise<void> {
+    this.closed = true;
+    for (const w of this.waiting.splice(0)) {
+      w.signal.removeEventListener('abort', w.onAbort);
+      w.reject(new AbortedError('the engine is shutting down'));
+    }
+    await Promise.all(this.slots.map((s) => s.ctx.dispose()));
+  }
+
+  private lease(slot: Slot): Lease {
+    this.activeCount++;
+    const started = performance.now();
+    let released = false;
+    return {
+      slot,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.activeCount--;
+        this.durationsMs.push(performance.now() - started);
+        if (this.durationsMs.length > DURATION_WINDOW) this.durationsMs.shift();
+        this.handOver(slot);
+      },
+    };
+  }
+
+  private handOver(slot: Slot): void {
+    const next = this.waiting.shift();
+    if (next === undefined || this.closed) {
+      this.free.push(slot);
+      return;
+    }
+    next.signal.removeEventListener('abort', next.onAbort);
+    next.resolve(this.lease(slot));
+  }
+
+  /** Rough wait for a new request: queued work spread over the slots, at least 1 s. */
+  private retryAfterSeconds(): number {
+    const n = this.durationsMs.length;
+    const avgMs = n === 0 ? 1000 : this.durationsMs.reduce((a, b) => a + b, 0) / n;
+    return Math.max(1, Math.ceil((avgMs * (this.waiting.length + 1)) / this.slots.length / 1000));
+  }
+}

@@ -1,0 +1,164 @@
+/**
+ * `npm run bench -- kernels|decode [options]` — benchmarks, never run by the tests.
+ *
+ * Every figure is printed beside a ratio measured in the same run (the host is
+ * shared and timings move ±15%): kernels against their scalar reference and
+ * the memory roofline; decode against the bandwidth roofline (a decode step of
+ * a ternary model must read every weight once, so tok/s ≤ bandwidth / bytes).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { initLibrary, systemInfo } from '../engine/binding/library.ts';
+import { NativeModel } from '../engine/model/native-model.ts';
+import type { ChimeraConfig } from '../engine/model-init/chimera-config.ts';
+import { writeRandomChimera } from '../engine/model-init/init-chimera.ts';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const benchKernels = join(root, 'c/build/bench_kernels');
+
+/** The seed config's dimensions (002: hidden 2560, intermediate 6912, 28 layers, 40 heads × 64), all GD for now. */
+function seedDimsConfig(vocabSize: number): ChimeraConfig {
+  return {
+    name: 'chimera-2560-random',
+    provenance: 'random-init (untrained)',
+    vocabSize,
+    embeddingLength: 2560,
+    feedForwardLength: 6912,
+    layerTypes: Array.from({ length: 28 }, () => 'GD' as const),
+    headCount: 40,
+    headDim: 64,
+    valueDim: 64,
+    convKernel: 4,
+    chunkSize: 64,
+    rmsNormEps: 1e-6,
+    contextLength: 4096,
+  };
+}
+
+/** Memory read bandwidth with `threads` threads, from the C bench (same run as the decode figures). */
+function measureBandwidthGBs(threads: number): number {
+  const out = execFileSync(benchKernels, ['--bandwidth-only', '--threads', String(threads)], { encoding: 'utf8' });
+  const m = /bandwidth_gbps=([0-9.]+)/.exec(out);
+  if (!m?.[1]) throw new Error(`could not parse bandwidth from bench_kernels output:\n${out}`);
+  return Number(m[1]);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+}
+
+function argmax(v: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+  return best;
+}
+
+interface DecodeResult {
+  model: string;
+  tensorMB: number;
+  loadMs: number;
+  ttftMs: number;
+  prefillTokS: number;
+  decodeTokS: number;
+  rooflineTokS: number;
+}
+
+async function benchModel(path: string, promptLen: number, genLen: number): Promise<DecodeResult> {
+  const t0 = performance.now();
+  const model = await NativeModel.load(path);
+  const loadMs = performance.now() - t0;
+  const ctx = model.createContext(512);
+  try {
+    // Deterministic pseudo-text: token ids spread over the vocabulary.
+    const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % model.nVocab);
+    await ctx.eval(prompt.slice(0, 8)); // warm the mapping and caches once
+    await ctx.reset();
+
+    const tp = performance.now();
+    let logits = await ctx.eval(prompt);
+    let next = argmax(logits);
+    const ttftMs = performance.now() - tp;
+
+    const steps: number[] = [];
+    for (let i = 0; i < genLen; i++) {
+      const ts = performance.now();
+      logits = await ctx.eval([next]);
+      next = argmax(logits);
+      steps.push(performance.now() - ts);
+    }
+    const stepMs = median(steps);
+    return {
+      model: path.split('/').pop() ?? path,
+      tensorMB: model.tensorBytes / 1e6,
+      loadMs,
+      ttftMs,
+      prefillTokS: (promptLen / ttftMs) * 1000,
+      decodeTokS: 1000 / stepMs,
+      rooflineTokS: 0,
+    };
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
+}
+
+async function benchDecode(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      threads: { type: 'string', default: '2' },
+      prompt: { type: 'string', default: '128' },
+      tokens: { type: 'string', default: '64' },
+      'skip-seed-dims': { type: 'boolean', default: false },
+    },
+  });
+  const threads = Number(values.threads);
+  initLibrary(threads);
+  const info = systemInfo();
+  console.log(`system: isa=${info.isa} threads=${info.threads} cpu="${info.cpu}"`);
+
+  const models = [join(root, 'models/chimera-tiny.gguf')];
+  if (!values['skip-seed-dims']) {
+    const big = join(root, 'models/bench/chimera-2560-random.gguf');
+    if (!existsSync(big)) {
+      mkdirSync(dirname(big), { recursive: true });
+      console.log(`writing ${big} (random init, seed dims; once) ...`);
+      await writeRandomChimera(big, seedDimsConfig(4096), 2560);
+    }
+    models.push(big);
+  }
+
+  const results: DecodeResult[] = [];
+  for (const m of models) results.push(await benchModel(m, Number(values.prompt), Number(values.tokens)));
+  // Bandwidth last and first would bracket the run; once after is enough to share the same conditions.
+  const bw = measureBandwidthGBs(threads);
+  console.log(`memory read bandwidth (${threads} threads, same run): ${bw.toFixed(1)} GB/s`);
+  console.log('model                         tensor MB  load ms  TTFT ms (prompt)  prefill tok/s  decode tok/s  roofline tok/s  % roofline');
+  for (const r of results) {
+    r.rooflineTokS = (bw * 1e3) / r.tensorMB;
+    console.log(
+      `${r.model.padEnd(30)}${r.tensorMB.toFixed(1).padStart(9)}${r.loadMs.toFixed(0).padStart(9)}` +
+        `${r.ttftMs.toFixed(1).padStart(9)} (${values.prompt})${r.prefillTokS.toFixed(0).padStart(14)}` +
+        `${r.decodeTokS.toFixed(1).padStart(14)}${r.rooflineTokS.toFixed(1).padStart(16)}` +
+        `${((100 * r.decodeTokS) / r.rooflineTokS).toFixed(1).padStart(11)}%`,
+    );
+  }
+  console.log(JSON.stringify({ bench: 'decode', threads, bandwidthGBs: bw, results }));
+}
+
+function benchKernelsCmd(args: string[]): void {
+  if (!existsSync(benchKernels)) throw new Error(`${benchKernels} is missing: run \`npm run build\` first`);
+  const r = spawnSync(benchKernels, args, { stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`bench_kernels exited with ${r.status}`);
+}
+
+export async function runBench(args: string[]): Promise<void> {
+  const [which, ...rest] = args;
+  if (which === 'kernels') return benchKernelsCmd(rest);
+  if (which === 'decode') return benchDecode(rest);
+  throw new Error(`usage: braid bench <kernels|decode> [options] (got ${which ?? 'nothing'})`);
+}

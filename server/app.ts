@@ -1,0 +1,90 @@
+/**
+ * The hono application: middleware in the order a request meets it, then one
+ * router per resource. Built from an Engine and a ServerConfig only, so tests
+ * drive it with app.request() and a fake engine, and serve.ts binds it to a
+ * socket.
+ *
+ *   metrics → CORS (if configured) → API key (if configured) → body limit → routes
+ */
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { cors } from 'hono/cors';
+import type { Engine } from '../engine/types.ts';
+import { apiKeyAuth } from './auth.ts';
+import type { ServerConfig } from './config.ts';
+import { bodyTooLarge, errorResponse, methodNotAllowed, onError, routeNotFound } from './errors.ts';
+import { Metrics, metricsMiddleware } from './metrics.ts';
+import { chatRoutes } from './routes/chat.ts';
+import { completionRoutes } from './routes/completions.ts';
+import { healthRoutes } from './routes/health.ts';
+import { metricsRoutes } from './routes/metrics.ts';
+import { modelRoutes } from './routes/models.ts';
+import { tokenizeRoutes } from './routes/tokenize.ts';
+import type { AppEnv, Deps } from './types.ts';
+
+export interface CreateAppOptions {
+  engine: Engine;
+  config: ServerConfig;
+  /** Shared with the caller when it wants to read counters directly (tests). */
+  metrics?: Metrics;
+}
+
+export function createApp({ engine, config, metrics = new Metrics() }: CreateAppOptions): Hono<AppEnv> {
+  const deps: Deps = { engine, config, metrics };
+  const app = new Hono<AppEnv>();
+
+  app.use('*', metricsMiddleware(metrics));
+  if (config.corsOrigins !== null) {
+    const origins = config.corsOrigins;
+    app.use(
+      '*',
+      cors({
+        origin: origins.includes('*') ? '*' : origins,
+        allowHeaders: ['authorization', 'content-type'],
+        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        exposeHeaders: ['retry-after'],
+        maxAge: 600,
+      }),
+    );
+  }
+  if (config.apiKey !== undefined) app.use('*', apiKeyAuth(config.apiKey));
+  app.use('*', bodyLimit({ maxSize: config.maxBodyBytes, onError: () => errorResponse(bodyTooLarge(config.maxBodyBytes)) }));
+
+  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, tokenizeRoutes, metricsRoutes]) {
+    app.route('/', routes(deps));
+  }
+
+  app.onError(onError);
+  app.notFound((c) => {
+    const allow = allowedMethods(app, c.req.path);
+    const method = c.req.method;
+    return errorResponse(allow.length > 0 ? methodNotAllowed(method, c.req.path, allow) : routeNotFound(method, c.req.path));
+  });
+  return app;
+}
+
+/** The methods registered for a path: non-empty means the path exists and the method was wrong (405). */
+function allowedMethods(app: Hono<AppEnv>, path: string): string[] {
+  const methods = new Set<string>();
+  for (const route of app.routes) {
+    if (route.method === 'ALL') continue; // middleware, not a resource
+    if (patternRegExp(route.path).test(path)) methods.add(route.method);
+  }
+  return [...methods].sort();
+}
+
+const patternCache = new Map<string, RegExp>();
+
+/** "/v1/models/:id" → /^\/v1\/models\/[^/]+$/ (the route syntax this server uses). */
+function patternRegExp(pattern: string): RegExp {
+  let re = patternCache.get(pattern);
+  if (re === undefined) {
+    const body = pattern
+      .split('/')
+      .map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    re = new RegExp(`^${body}/?$`);
+    patternCache.set(pattern, re);
+  }
+  return re;
+}

@@ -1,0 +1,130 @@
+/**
+ * From validated request fields to engine calls: sampling options, per-choice
+ * seeds, the request-scoped AbortSignal, and the two ways of consuming a
+ * generation (collect everything, or start it and stream its events).
+ */
+import type { Context } from 'hono';
+import type {
+  ChosenLogprob,
+  FinishReason,
+  GenerationEvent,
+  GenerationRequest,
+  LoadedModel,
+  SamplingOptions,
+  Tokenizer,
+} from '../engine/types.ts';
+import { invalidRequest } from './errors.ts';
+import type { SamplingFields } from './schemas.ts';
+
+/**
+ * One AbortController per request, aborted when the client disconnects (the
+ * node adapter aborts the request's signal when the socket closes before the
+ * response finished). Streaming routes also abort it from the SSE onAbort.
+ */
+export function requestAbort(c: Context): AbortController {
+  const controller = new AbortController();
+  const signal = c.req.raw.signal;
+  if (signal.aborted) controller.abort(signal.reason);
+  else signal.addEventListener('abort', () => controller.abort(signal.reason), { once: true });
+  return controller;
+}
+
+/**
+ * Choice i of n gets seed + i, so n > 1 gives distinct samples while the
+ * whole response stays reproducible for a fixed seed.
+ */
+export function samplingOptions(fields: SamplingFields, choiceIndex: number, tokenizer: Tokenizer): SamplingOptions {
+  const logitBias = new Map<number, number>();
+  for (const [key, bias] of Object.entries(fields.logit_bias ?? {})) {
+    const id = Number(key);
+    if (!Number.isSafeInteger(id) || id >= tokenizer.vocabSize) {
+      throw invalidRequest(`Invalid 'logit_bias': token id ${key} is outside the vocabulary (size ${tokenizer.vocabSize}).`, 'logit_bias', 'invalid_token_id');
+    }
+    logitBias.set(id, bias);
+  }
+  const seed = fields.seed === null || fields.seed === undefined ? undefined : fields.seed + choiceIndex;
+  return {
+    temperature: fields.temperature ?? 1,
+    topP: fields.top_p ?? 1,
+    topK: fields.top_k ?? 0,
+    minP: fields.min_p ?? 0,
+    presencePenalty: fields.presence_penalty ?? 0,
+    frequencyPenalty: fields.frequency_penalty ?? 0,
+    repetitionPenalty: fields.repetition_penalty ?? 1,
+    logitBias,
+    seed,
+  };
+}
+
+/** OpenAI's `stop`: a string or up to four; empty strings would stop immediately, so they are dropped. */
+export function stopSequences(stop: string | string[] | null | undefined): string[] {
+  if (stop === null || stop === undefined) return [];
+  return (typeof stop === 'string' ? [stop] : stop).filter((s) => s !== '');
+}
+
+/** Cross-field rule shared by both endpoints. */
+export function checkStreamOptions(fields: SamplingFields): boolean {
+  const includeUsage = fields.stream_options?.include_usage === true;
+  if (fields.stream_options !== null && fields.stream_options !== undefined && fields.stream !== true) {
+    throw invalidRequest("The 'stream_options' parameter is only allowed when 'stream' is enabled.", 'stream_options');
+  }
+  return includeUsage;
+}
+
+export interface ChoiceResult {
+  text: string;
+  logprobs: ChosenLogprob[];
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
+  promptLogprobs: (ChosenLogprob | null)[] | undefined;
+}
+
+/** Runs a generation to the end (non-streaming responses). */
+export async function collect(model: LoadedModel, req: GenerationRequest): Promise<ChoiceResult> {
+  let text = '';
+  const logprobs: ChosenLogprob[] = [];
+  for await (const event of model.generate(req)) {
+    if (event.kind === 'delta') {
+      text += event.text;
+      logprobs.push(...event.logprobs);
+    } else {
+      return {
+        text,
+        logprobs,
+        finishReason: event.finishReason,
+        promptTokens: event.promptTokens,
+        completionTokens: event.completionTokens,
+        promptLogprobs: event.promptLogprobs,
+      };
+    }
+  }
+  throw new Error('engine generation ended without a done event');
+}
+
+export interface StartedGeneration {
+  events: AsyncIterable<GenerationEvent>;
+  /** Releases the engine's generation (its slot) even if events was never iterated. */
+  close(): Promise<void>;
+}
+
+/**
+ * Pulls the first event before any response byte is sent, so that a full
+ * queue (QueueFullError on the first next()) or an invalid request still
+ * becomes a proper HTTP status rather than an error inside an SSE stream.
+ */
+export async function startGeneration(model: LoadedModel, req: GenerationRequest): Promise<StartedGeneration> {
+  const gen = model.generate(req);
+  const first = await gen.next();
+  async function* events(): AsyncGenerator<GenerationEvent, void, undefined> {
+    if (first.done === true) return;
+    yield first.value;
+    yield* gen;
+  }
+  return {
+    events: events(),
+    close: async () => {
+      await gen.return(undefined);
+    },
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * POST /v1/chat/completions. Choices of n > 1 run one after another (seed + i
+ * each), streamed chunk by chunk or collected into one response.
+ */
+import { Hono } from 'hono';
+import type { FinishReason, GenerationRequest, LoadedModel } from '../../engine/types.ts';
+import { invalidRequest } from '../errors.ts';
+import {
+  checkStreamOptions,
+  collect,
+  requestAbort,
+  samplingOptions,
+  startGeneration,
+  stopSequences,
+  type StartedGeneration,
+} from '../generation.ts';
+import { responseId, systemFingerprint, unixSeconds } from '../ids.ts';
+import { chatLogprobs, type ChatLogprobs } from '../logprobs.ts';
+import { chatPromptTokens, resolveMaxTokens } from '../prompt.ts';
+import { chatRequestSchema, type ChatRequest } from '../schemas.ts';
+import { sseResponse } from '../sse.ts';
+import type { AppEnv, Deps } from '../types.ts';
+import { readJson, resolveModel } from '../validate.ts';
+
+interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+const usage = (prompt: number, completion: number): Usage => ({
+  prompt_tokens: prompt,
+  completion_tokens: completion,
+  total_tokens: prompt + completion,
+});
+
+/** The per-choice engine request; everything but the seed is shared by the n choices. */
+function requestFactory(model: LoadedModel, body: ChatRequest, signal: AbortSignal): (choice: number) => GenerationRequest {
+  if (body.top_logprobs !== null && body.top_logprobs !== undefined && body.logprobs !== true) {
+    throw invalidRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs');
+  }
+  const promptTokens = chatPromptTokens(model, body.messages);
+  const requested = body.max_completion_tokens ?? body.max_tokens;
+  const param = body.max_completion_tokens !== null && body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+  const maxTokens = resolveMaxTokens(requested, null, promptTokens.length, model.info.contextLength, param);
+  const stop = stopSequences(body.stop);
+  const topLogprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : null;
+  // Validate sampling once up front (logit_bias ids) so errors come before any output.
+  samplingOptions(body, 0, model.tokenizer);
+  return (choice) => ({
+    promptTokens,
+    maxTokens,
+    stop,
+    sampling: samplingOptions(body, choice, model.tokenizer),
+    topLogprobs,
+    promptLogprobs: false,
+    signal,
+  });
+}
+
+export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
+  return new Hono<AppEnv>().post('/v1/chat/completions', async (c) => {
+    const body = await readJson(c, chatRequestSchema);
+    const model = resolveModel(engine, body.model);
+    const includeUsage = checkStreamOptions(body);
+    const abort = requestAbort(c);
+    const requestFor = requestFactory(model, body, abort.signal);
+    const n = body.n ?? 1;
+    const wantLogprobs = body.logprobs === true;
+    const id = responseId('chatcmpl');
+    const created = unixSeconds();
+    const fingerprint = systemFingerprint(model.info);
+    const head = (object: 'chat.completion' | 'chat.completion.chunk') => ({
+      id,
+      object,
+      created,
+      model: model.info.id,
+      system_fingerprint: fingerprint,
+    });
+
+    if (body.stream !== true) {
+      const choices = [];
+      let promptTokens = 0;
+      let completionTokens = 0;
+      for (let i = 0; i < n; i++) {
+        const r = await collect(model, requestFor(i));
+        promptTokens = r.promptTokens; // the same prompt for every choice: counted once
+        completionTokens += r.completionTokens;
+        choices.push({
+          index: i,
+          message: { role: 'assistant' as const, content: r.text, refusal: null },
+          logprobs: wantLogprobs ? chatLogprobs(r.logprobs) : null,
+          finish_reason: r.finishReason,
+        });
+      }
+      return c.json({ ...head('chat.completion'), choices, usage: usage(promptTokens, completionTokens) });
+    }
+
+    const chunk = (
+      choices: { index: number; delta: Record<string, string>; logprobs: ChatLogprobs | null; finish_reason: FinishReason | null }[],
+      extra: { usage?: Usage | null } = {},
+    ) => ({ ...head('chat.completion.chunk'), choices, ...(includeUsage ? { usage: null } : {}), ...extra });
+
+    // Started before the first byte so a full queue is a 503, not an error event.
+    const first = await startGeneration(model, requestFor(0));
+    return sseResponse(c, abort, async (send) => {
+      let promptTokens = 0;
+      let completionTokens = 0;
+      for (let i = 0; i < n; i++) {
+        const gen: StartedGeneration = i === 0 ? first : await startGeneration(model, requestFor(i));
+        try {
+          await send(chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+          for await (const event of gen.events) {
+            if (event.kind === 'delta') {
+              if (event.text === '' && event.logprobs.length === 0) continue;
+              const logprobs = wantLogprobs ? chatLogprobs(event.logprobs) : null;
+              await send(chunk([{ index: i, delta: { content: event.text }, logprobs, finish_reason: null }]));
+            } else {
+              promptTokens = event.promptTokens;
+              completionTokens += event.completionTokens;
+              await send(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: event.finishReason }]));
+            }
+          }
+        } finally {
+          await gen.close();
+        }
+      }
+      if (includeUsage) await send(chunk([], { usage: usage(promptTokens, completionTokens) }));
+    });
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * Request schemas (zod v4) for the OpenAI-compatible routes. Optional fields
+ * accept null as "absent" because many clients send explicit nulls. Unknown
+ * fields are stripped, matching the OpenAI API's tolerance.
+ *
+ * Cross-field rules that zod cannot express as one field (top_logprobs needs
+ * logprobs, stream_options needs stream) live in the route helpers, which
+ * report them with the right param.
+ */
+import { z } from 'zod';
+
+const MAX_N = 8;
+const MAX_STOP = 4;
+
+const tokenId = z.int().min(0);
+
+/** Sampling and decoding fields shared by chat and completions. */
+const samplingFields = {
+  model: z.string().min(1),
+  stream: z.boolean().nullish(),
+  stream_options: z.object({ include_usage: z.boolean().nullish() }).nullish(),
+  n: z.int().min(1).max(MAX_N).nullish(),
+  stop: z
+    .union([z.string(), z.array(z.string()).max(MAX_STOP)], { error: `expected a string or an array of up to ${MAX_STOP} strings` })
+    .nullish(),
+  temperature: z.number().min(0).max(2).nullish(),
+  top_p: z.number().min(0).max(1).nullish(),
+  seed: z.int().nullish(),
+  logit_bias: z
+    .record(z.string().regex(/^\d+$/, { error: 'keys must be token ids (decimal strings)' }), z.number().min(-100).max(100))
+    .nullish(),
+  presence_penalty: z.number().min(-2).max(2).nullish(),
+  frequency_penalty: z.number().min(-2).max(2).nullish(),
+  // Extensions beyond the OpenAI API (llama.cpp / vLLM names).
+  top_k: z.int().min(0).nullish(),
+  min_p: z.number().min(0).max(1).nullish(),
+  repetition_penalty: z.number().gt(0).max(10).nullish(),
+};
+
+export type SamplingFields = z.output<z.ZodObject<typeof samplingFields>>;
+
+const textPart = z.object({
+  type: z.literal('text', { error: "only 'text' content parts are supported by this server" }),
+  text: z.string(),
+});
+
+export const chatMessageSchema = z.object({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  content: z
+    .union([z.string(), z.array(textPart)], { error: 'expected a string or an array of text content parts' })
+    .nullable(),
+  name: z.string().nullish(),
+});
+
+export type ChatMessageInput = z.output<typeof chatMessageSchema>;
+
+export const chatRequestSchema = z.object({
+  ...samplingFields,
+  messages: z.array(chatMessageSchema).min(1),
+  max_tokens: z.int().min(1).nullish(),
+  max_completion_tokens: z.int().min(1).nullish(),
+  logprobs: z.boolean().nullish(),
+  top_logprobs: z.int().min(0).max(20).nullish(),
+});
+
+export type ChatRequest = z.output<typeof chatRequestSchema>;
+
+export const completionRequestSchema = z.object({
+  ...samplingFields,
+  prompt: z.union(
+    [z.string(), z.array(z.string()).min(1), z.array(tokenId).min(1), z.array(z.array(tokenId).min(1)).min(1)],
+    { error: 'expected a string, an array of strings, an array of token ids or an array of token-id arrays' },
+  ),
+  // 0 is allowed: with echo + logprobs it scores the prompt without generating.
+  max_tokens: z.int().min(0).nullish(),
+  echo: z.boolean().nullish(),
+  logprobs: z.int().min(0).max(5).nullish(),
+  best_of: z.int().min(1).max(MAX_N).nullish(),
+  suffix: z.string().nullish(),
+});
+
+export type CompletionRequest = z.output<typeof completionRequestSchema>;
+
+export const tokenizeRequestSchema = z.object({
+  model: z.string().min(1),
+  text: z.string().nullish(),
+  messages: z.array(chatMessageSchema).min(1).nullish(),
+  /** Text: prepend BOS. Messages: the template decides, this is ignored. */
+  add_special: z.boolean().nullish(),
+  add_generation_prompt: z.boolean().nullish(),
+});
+
+export type TokenizeRequest = z.output<typeof tokenizeRequestSchema>;
+
+export const detokenizeRequestSchema = z.object({
+  model: z.string().min(1),
+  tokens: z.array(tokenId),
+});
+
+export type DetokenizeRequest = z.output<typeof detokenizeRequestSchema>;
