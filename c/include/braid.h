@@ -105,6 +105,11 @@ BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, 
 BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
                                             float *hidden_out);
 
+/* Message of the last failing call on this context ("" after a success). Unlike
+ * braid_last_error it is readable from any thread, which bindings that run calls
+ * on worker threads (koffi .async) need. Valid until the next call on ctx. */
+BRAID_API const char *braid_context_last_error(const braid_context *ctx);
+
 /* Tokens consumed since the last reset. */
 BRAID_API int64_t braid_context_n_past(const braid_context *ctx);
 /* Forgets the sequence (zero state, n_past = 0). */

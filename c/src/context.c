@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "chimera.h"
@@ -190,13 +191,13 @@ static int32_t run(braid_context *ctx, const int32_t *tokens, int32_t n, int all
     return BRAID_OK;
 }
 
-BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t all_logits,
+static int32_t context_eval_impl(braid_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t all_logits,
                                      float *logits_out) {
     if (!logits_out) return braid_fail(BRAID_ERR_INVALID_ARG, "eval: logits_out is NULL");
     return run(ctx, tokens, n_tokens, all_logits != 0, logits_out, NULL);
 }
 
-BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
+static int32_t context_eval_hidden_impl(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
                                             float *hidden_out) {
     if (!hidden_out) return braid_fail(BRAID_ERR_INVALID_ARG, "eval_hidden: hidden_out is NULL");
     return run(ctx, tokens, n_tokens, 1, NULL, hidden_out);
@@ -204,7 +205,7 @@ BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *t
 
 BRAID_API int64_t braid_context_n_past(const braid_context *ctx) { return ctx ? ctx->n_past : 0; }
 
-BRAID_API int32_t braid_context_reset(braid_context *ctx) {
+static int32_t context_reset_impl(braid_context *ctx) {
     if (!ctx) return braid_fail(BRAID_ERR_INVALID_ARG, "reset: ctx is NULL");
     memset(ctx->state, 0, (size_t)ctx->model->state_floats * sizeof(float));
     ctx->n_past = 0;
@@ -229,7 +230,7 @@ BRAID_API int64_t braid_context_state_size(const braid_context *ctx) {
     return STATE_HEADER + payload_bytes(ctx) + STATE_TRAILER;
 }
 
-BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *buf, int64_t buf_size) {
+static int32_t context_state_save_impl(const braid_context *ctx, uint8_t *buf, int64_t buf_size) {
     if (!ctx || !buf) return braid_fail(BRAID_ERR_INVALID_ARG, "state_save: NULL argument");
     int64_t need = braid_context_state_size(ctx);
     if (buf_size < need)
@@ -250,7 +251,7 @@ BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *bu
     return BRAID_OK;
 }
 
-BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *buf, int64_t buf_size) {
+static int32_t context_state_load_impl(braid_context *ctx, const uint8_t *buf, int64_t buf_size) {
     if (!ctx || !buf) return braid_fail(BRAID_ERR_INVALID_ARG, "state_load: NULL argument");
     int64_t need = braid_context_state_size(ctx);
     if (buf_size < STATE_HEADER + STATE_TRAILER)
@@ -287,7 +288,7 @@ BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *bu
     return BRAID_OK;
 }
 
-BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *src) {
+static int32_t context_copy_impl(braid_context *dst, const braid_context *src) {
     if (!dst || !src) return braid_fail(BRAID_ERR_INVALID_ARG, "context_copy: NULL argument");
     if (dst->model->fingerprint != src->model->fingerprint || dst->model->state_floats != src->model->state_floats)
         return braid_fail(BRAID_ERR_STATE, "context_copy: the contexts belong to different models");
@@ -295,4 +296,45 @@ BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *sr
     dst->n_past = src->n_past;
     braid_clear_error();
     return BRAID_OK;
+}
+
+/* ---- public entry points: record failures on the context ----------------------------------
+ * braid_last_error() is thread-local, but bindings such as koffi run these calls
+ * on a worker thread and read the message later from another one; the context
+ * keeps its own copy so braid_context_last_error() is right on any thread. */
+
+static int32_t recorded(const braid_context *ctx, int32_t st) {
+    if (ctx) {
+        /* The message slot is the one field a failing const call may write:
+         * it is diagnostics, not state. */
+        char *slot = ((braid_context *)ctx)->last_error;
+        snprintf(slot, sizeof ((braid_context *)ctx)->last_error, "%s", st ? braid_last_error() : "");
+    }
+    return st;
+}
+
+BRAID_API const char *braid_context_last_error(const braid_context *ctx) { return ctx ? ctx->last_error : ""; }
+
+BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, int32_t n_tokens, int32_t all_logits,
+                                     float *logits_out) {
+    return recorded(ctx, context_eval_impl(ctx, tokens, n_tokens, all_logits, logits_out));
+}
+
+BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
+                                            float *hidden_out) {
+    return recorded(ctx, context_eval_hidden_impl(ctx, tokens, n_tokens, hidden_out));
+}
+
+BRAID_API int32_t braid_context_reset(braid_context *ctx) { return recorded(ctx, context_reset_impl(ctx)); }
+
+BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *buf, int64_t buf_size) {
+    return recorded(ctx, context_state_save_impl(ctx, buf, buf_size));
+}
+
+BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *buf, int64_t buf_size) {
+    return recorded(ctx, context_state_load_impl(ctx, buf, buf_size));
+}
+
+BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *src) {
+    return recorded(dst, context_copy_impl(dst, src));
 }

@@ -33,6 +33,8 @@ struct braid_context {
     gdn_buffers gdn;    /* GD mixer activations */
     act_q8 *act;        /* [B] quantized rows, each max_cols wide */
     int64_t act_cols;   /* max(D, I, H·d_v) */
+
+    char last_error[512]; /* message of the last failing public call on this context */
 };
 
 /* CRC-32 (IEEE 802.3, as zlib) of data[0..n), continuing from crc (start with 0). */

@@ -7,9 +7,9 @@
  *   (C) short convs §2.4   q̂ = conv_q(q̃), k̂ = conv_k(k̃), v = conv_v(ṽ)  causal depthwise, K taps, SiLU inside
  *   (N) q_t = L2norm_head(q̂_t) · d_k^{-1/2},  k_t = L2norm_head(k̂_t)     (u / max(‖u‖, 1e-12))
  *   (G) β_t[h] = σ(b_t[h]),  g_t[h] = −exp(A_log[h]) · softplus(a_t[h] + dt_bias[h])   (α_t = exp(g_t))
- *   (R) recurrent form (decode, T = 1), per head, S ∈ R^{d_v×d_k}:
+ *   (R) recurrent form (used for every token, see head_task), per head, S ∈ R^{d_v×d_k}:
  *         S_t = α_t S_{t−1} + β_t (v_t − α_t S_{t−1} k_t) k_tᵀ,   o_t = S_t q_t          — gdn_step
- *   (W) chunkwise-parallel form (prefill, chunks of C = chimera.gdn.chunk_size rows; last may be shorter):
+ *   (W) chunkwise-parallel form (chunks of C = chimera.gdn.chunk_size rows; kept for training, tested equal to R):
  *         γ_r = Σ_{u≤r} g_u,  Γ_r = exp(γ_r)
  *         A_{r,i} = β_r exp(γ_r − γ_i)(k_r·k_i) for i < r
  *         (I + A) U = diag(β) V − diag(β ⊙ Γ) K S_0ᵀ      (forward substitution, row by row)
@@ -45,17 +45,10 @@ static inline float dot(const float *a, const float *b, int64_t n) {
     return s;
 }
 
-/* (R) */
+/* (R) — the delta-rule step itself is a kernel (SIMD variants, _ref reference). */
 void gdn_step(float *o, float *S, const float *q, const float *k, const float *v, float beta, float g, int64_t d_k,
               int64_t d_v) {
-    float alpha = expf(g);
-    for (int64_t i = 0; i < d_v; i++) {
-        float *Si = S + i * d_k; /* row i of S: [d_k] */
-        float pred = alpha * dot(Si, k, d_k);
-        float delta = beta * (v[i] - pred);
-        for (int64_t j = 0; j < d_k; j++) Si[j] = alpha * Si[j] + delta * k[j];
-        o[i] = dot(Si, q, d_k);
-    }
+    kernels()->delta_step(o, S, q, k, v, beta, expf(g), d_k, d_v);
 }
 
 /* (W) */
@@ -130,7 +123,7 @@ static void head_task(void *arg, int64_t h0, int64_t h1, int32_t thread) {
     const kernel_table *kt = kernels();
     const gdn_hparams *hp = j->hp;
     gdn_buffers *b = j->buf;
-    const int64_t H = hp->n_head, dk = hp->d_k, dv = hp->d_v, T = j->T, C = hp->chunk;
+    const int64_t H = hp->n_head, dk = hp->d_k, dv = hp->d_v, T = j->T;
     const int64_t Hdk = H * dk, Hdv = H * dv;
     const float qscale = 1.0f / sqrtf((float)dk);
     for (int64_t h = h0; h < h1; h++) {
@@ -143,16 +136,17 @@ static void head_task(void *arg, int64_t h0, int64_t h1, int32_t thread) {
             b->beta[t * H + h] = sigmoidf(b->b[t * H + h]);                              /* (G) */
             b->gl[t * H + h] = decay * softplusf(b->a[t * H + h] + dtb);
         }
-        if (T == 1) {
-            gdn_step(oh, Sh, qh, kh, vh, b->beta[h], b->gl[h], dk, dv);                 /* (R) */
-        } else {
-            float *scratch = b->chunk + h * gdn_chunk_scratch_floats(C, dv);
-            for (int64_t t0 = 0; t0 < T; t0 += C) {                                      /* (W) */
-                int64_t n = BRAID_MIN(C, T - t0);
-                gdn_chunk(oh + t0 * Hdv, Hdv, Sh, qh + t0 * Hdk, kh + t0 * Hdk, Hdk, vh + t0 * Hdv, Hdv,
-                          b->beta + t0 * H + h, b->gl + t0 * H + h, H, n, dk, dv, scratch);
-            }
-        }
+        /* (R) for every token, also in prefill: an eval of n tokens must give
+         * bit-identical results to n evals of one token (prefix reuse, span
+         * verification and fixed seeds rely on it). The chunked form (W) is
+         * equal only up to rounding, and the int8 activation quantizer turns
+         * rounding into visible logit jumps. On a CPU the recurrence costs
+         * ~0.5% of a step's MACs, so the chunked form buys no speed here; it
+         * stays (tested equal in c/test/test_gdn.c) for the trainer, which
+         * needs chunk-boundary states. */
+        for (int64_t t = 0; t < T; t++)
+            gdn_step(oh + t * Hdv, Sh, qh + t * Hdk, kh + t * Hdk, vh + t * Hdv, b->beta[t * H + h],
+                     b->gl[t * H + h], dk, dv);
         for (int64_t t = 0; t < T; t++) {                                                /* (O) */
             float *ot = oh + t * Hdv;
             kt->rmsnorm(ot, ot, j->w->o_norm, dv, j->eps);

@@ -95,6 +95,12 @@ typedef struct kernel_table {
      * On return tail holds the last k-1 rows of xx (the decode state).
      * y must not alias x. w is [ch, k]. */
     void (*conv1d_causal)(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t k);
+    /* One gated delta-rule step for one head (ARCHITECTURES.md §2.5, recurrent form),
+     * S [d_v, d_k] row-major, updated in place:
+     *   S = alpha S + beta (v - alpha S k) k^T;  o = S q
+     * o must not alias S. */
+    void (*delta_step)(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
+                       int64_t d_k, int64_t d_v);
 } kernel_table;
 
 extern const kernel_table kernels_ref;
@@ -115,6 +121,8 @@ void silu_ref(float *y, const float *x, int64_t n);
 void swiglu_ref(float *y, const float *g, const float *u, int64_t n);
 void softmax_ref(float *x, int64_t n);
 void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t k);
+void delta_step_ref(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
+                    int64_t d_k, int64_t d_v);
 
 extern const kernel_table kernels_avx2;
 extern const kernel_table kernels_avx512;

@@ -338,4 +338,5 @@ const kernel_table kernels_avx2 = {
     .swiglu = swiglu_avx2,
     .softmax = softmax_avx2,
     .conv1d_causal = conv1d_causal_ref,
+    .delta_step = delta_step_ref,
 };

@@ -353,4 +353,5 @@ const kernel_table kernels_avx512 = {
     .swiglu = swiglu_avx512,
     .softmax = softmax_avx512,
     .conv1d_causal = conv1d_causal_ref,
+    .delta_step = delta_step_ref,
 };

@@ -153,6 +153,22 @@ void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, in
     }
 }
 
+void delta_step_ref(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
+                    int64_t d_k, int64_t d_v) {
+    for (int64_t i = 0; i < d_v; i++) {
+        float *Si = S + i * d_k; /* row i of S: [d_k] */
+        float sk = 0.0f;
+        for (int64_t j = 0; j < d_k; j++) sk += Si[j] * k[j];
+        float delta = beta * (v[i] - alpha * sk);
+        float sq = 0.0f;
+        for (int64_t j = 0; j < d_k; j++) {
+            Si[j] = alpha * Si[j] + delta * k[j];
+            sq += Si[j] * q[j];
+        }
+        o[i] = sq;
+    }
+}
+
 const kernel_table kernels_ref = {
     .name = "ref",
     .gemv_f32 = gemv_f32_ref,
@@ -168,4 +184,5 @@ const kernel_table kernels_ref = {
     .swiglu = swiglu_ref,
     .softmax = softmax_ref,
     .conv1d_causal = conv1d_causal_ref,
+    .delta_step = delta_step_ref,
 };

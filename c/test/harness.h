@@ -1,7 +1,7 @@
 /*
  * harness.h — a minimal test harness for the C test programs in c/test/.
  * Each program prints one line per check and exits non-zero if any failed;
- * test/c/*.test.ts runs the programs from vitest and asserts the exit code.
+ * the vitest suites under test/c run the programs and assert the exit code.
  */
 #ifndef BRAID_TEST_HARNESS_H
 #define BRAID_TEST_HARNESS_H
