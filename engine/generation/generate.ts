@@ -25,8 +25,13 @@ const MAX_TOP_LOGPROBS = 20;
 function validate(g: GenerationContext, req: GenerationRequest): void {
   const n = req.promptTokens.length;
   if (n === 0) throw new InvalidRequestError('the prompt is empty', 'prompt');
-  if (!Number.isInteger(req.maxTokens) || req.maxTokens < 1) {
-    throw new InvalidRequestError(`max_tokens must be a positive integer, got ${req.maxTokens}`, 'max_tokens');
+  // 0 is allowed only to score the prompt (completions echo + logprobs: perplexity over HTTP).
+  const least = req.promptLogprobs ? 0 : 1;
+  if (!Number.isInteger(req.maxTokens) || req.maxTokens < least) {
+    throw new InvalidRequestError(
+      `max_tokens must be an integer >= ${least}${least ? ' (0 only with echo and logprobs)' : ''}, got ${req.maxTokens}`,
+      'max_tokens',
+    );
   }
   if (n + req.maxTokens > g.contextLength) {
     throw new InvalidRequestError(
@@ -136,6 +141,7 @@ export async function* generate(
 
     for (;;) {
       if (signal.aborted) throw new AbortedError();
+      if (completionTokens >= req.maxTokens) break; // max_tokens 0: prompt scoring only
       const s: SampledToken = sampler.sample(logits);
       sampler.accept(s.id);
       completionTokens++;

@@ -125,6 +125,21 @@ describe('openai SDK against braid', () => {
     expect(res.usage!.prompt_tokens).toBeGreaterThanOrEqual(promptCount);
   });
 
+  it('max_tokens 0 with echo + logprobs scores the prompt without generating (perplexity)', async () => {
+    const prompt = 'The cat sat on the mat.';
+    const res = await client.completions.create({ model: modelId, prompt, max_tokens: 0, echo: true, logprobs: 0 });
+    const lp = res.choices[0]!.logprobs!;
+    expect(res.choices[0]!.text).toBe(prompt);
+    expect(res.usage!.completion_tokens).toBe(0);
+    expect(lp.tokens!.join('')).toBe(prompt);
+    const scored = lp.token_logprobs!.filter((v): v is number => v !== null);
+    expect(scored.length).toBeGreaterThanOrEqual(lp.tokens!.length - 1);
+    const nll = -scored.reduce((a, b) => a + b, 0) / scored.length;
+    expect(Number.isFinite(nll) && nll > 0).toBe(true);
+    // Without echo + logprobs, max_tokens 0 asks for nothing and is refused.
+    await expect(client.completions.create({ model: modelId, prompt, max_tokens: 0 })).rejects.toBeInstanceOf(BadRequestError);
+  });
+
   it('errors surface as APIError subclasses with the right status', async () => {
     await expect(client.chat.completions.create({ model: 'no-such-model', messages })).rejects.toBeInstanceOf(NotFoundError);
     const bad = await client.chat.completions.create({ model: modelId, messages, n: 99 }).catch((e: unknown) => e);
