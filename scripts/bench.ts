@@ -13,30 +13,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initLibrary, systemInfo } from '../engine/binding/library.ts';
 import { NativeModel } from '../engine/model/native-model.ts';
-import type { ChimeraConfig } from '../engine/model-init/chimera-config.ts';
+import { chimeraSeedDimsConfig } from '../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../engine/model-init/init-chimera.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benchKernels = join(root, 'c/build/bench_kernels');
-
-/** The seed config's dimensions (002: hidden 2560, intermediate 6912, 28 layers, 40 heads × 64), all GD for now. */
-function seedDimsConfig(vocabSize: number): ChimeraConfig {
-  return {
-    name: 'chimera-2560-random',
-    provenance: 'random-init (untrained)',
-    vocabSize,
-    embeddingLength: 2560,
-    feedForwardLength: 6912,
-    layerTypes: Array.from({ length: 28 }, () => 'GD' as const),
-    headCount: 40,
-    headDim: 64,
-    valueDim: 64,
-    convKernel: 4,
-    chunkSize: 64,
-    rmsNormEps: 1e-6,
-    contextLength: 4096,
-  };
-}
 
 /** Memory read bandwidth with `threads` threads, from the C bench (same run as the decode figures). */
 function measureBandwidthGBs(threads: number): number {
@@ -127,7 +108,7 @@ async function benchDecode(args: string[]): Promise<void> {
     if (!existsSync(big)) {
       mkdirSync(dirname(big), { recursive: true });
       console.log(`writing ${big} (random init, seed dims; once) ...`);
-      await writeRandomChimera(big, seedDimsConfig(4096), 2560);
+      await writeRandomChimera(big, chimeraSeedDimsConfig(4096), 2560);
     }
     models.push(big);
   }

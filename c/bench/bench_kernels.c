@@ -182,7 +182,7 @@ static void bench_bt2(int64_t rows, int64_t cols, size_t footprint, double bw, i
         copies[c] = xalloc(bytes);
         memcpy(copies[c], base, bytes);
     }
-    enum { NMAX = 64 };
+    enum { NMAX = 128 };
     act_q8 a[NMAX];
     for (int t = 0; t < NMAX; t++) a[t] = act_new(k, cols);
     float *y = xalloc(sizeof(float) * (size_t)rows * NMAX);
@@ -199,9 +199,9 @@ static void bench_bt2(int64_t rows, int64_t cols, size_t footprint, double bw, i
     printf("gemv_bt2 %5lldx%-5lld n=1   %6.2f ms  %6.2f GB/s  %5.1f%% of bandwidth  %6.1fx vs ref\n", (long long)rows,
            (long long)cols, t_simd * 1e3, gbs, 100.0 * gbs / bw, t_ref_sub / t_simd_sub);
 
-    /* GEMM n = 8 / 64: GOP/s (2 ops per weight per row), against _ref on a row subset. */
-    static const int64_t NS[] = {8, 64};
-    for (int i = 0; i < 2; i++) {
+    /* GEMM n = 8 / 64 / 128 (prefill): GOP/s (2 ops per weight per row), against _ref on a row subset. */
+    static const int64_t NS[] = {8, 64, NMAX};
+    for (int i = 0; i < 3; i++) {
         j.n = NS[i];
         double tg = time_bt2(&j, gemm_bt2_fn, copies, n_copies, rows, 4, reps);
         double tg_sub = time_bt2(&j, gemm_bt2_fn, copies, n_copies, 64, 4, reps);

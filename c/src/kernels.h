@@ -8,6 +8,10 @@
  *
  * Kernels are single-threaded over the slice they are given: threading is
  * done by the caller through the thread pool (threadpool.h), splitting rows.
+ * Batch invariance: within one table, gemm_* row t is bit-identical to gemv_*
+ * on that activation row alone, and no output depends on how [r0, r1) is
+ * split, so n tokens in one eval give the same logits as n evals of one
+ * (c/test/test_kernels.c checks both with memcmp).
  * Argument order: outputs, inputs, sizes.
  *
  * ---- The BT2 ternary format (GGUF type id BRAID_GGUF_TYPE_BT2) ----------

@@ -38,24 +38,45 @@ static inline __m256i mask8(int64_t rem) {
 
 /* ---- dense FP32 / FP16 -------------------------------------------------- */
 
-static inline float dot_f32(const float *w, const float *x, int64_t cols) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+/* Batch invariance: gemm_* must give, for every activation row, exactly the
+ * bits gemv_* gives for that row alone (an eval of n tokens equals n evals of
+ * one). So both run the same per-row operation sequence, dot_*_rows: NR rows
+ * of X against one weight row, each weight vector loaded once and fed to NR
+ * independent accumulator sets that each do what the single-row dot does.
+ * NR is a compile-time constant at every call site. */
+
+/* y[t * ldy] = W row w · X row t for t in [0, NR); four accumulators over 32-wide steps. */
+static inline __attribute__((always_inline)) void dot_f32_rows(float *y, int64_t ldy, const float *w, const float *X,
+                                                               int64_t cols, const int NR) {
+    __m256 acc[2][4]; /* [row][accumulator] */
+#pragma GCC unroll 2
+    for (int t = 0; t < NR; t++)
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) acc[t][k] = _mm256_setzero_ps();
     int64_t j = 0;
     for (; j + 32 <= cols; j += 32) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j), _mm256_loadu_ps(x + j), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 8), _mm256_loadu_ps(x + j + 8), a1);
-        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 16), _mm256_loadu_ps(x + j + 16), a2);
-        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + j + 24), _mm256_loadu_ps(x + j + 24), a3);
+#pragma GCC unroll 4
+        for (int k = 0; k < 4; k++) {
+            __m256 wv = _mm256_loadu_ps(w + j + 8 * k);
+#pragma GCC unroll 2
+            for (int t = 0; t < NR; t++)
+                acc[t][k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(X + t * cols + j + 8 * k), acc[t][k]);
+        }
     }
     for (; j < cols; j += 8) {
         __m256i m = mask8(cols - j);
-        a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w + j, m), _mm256_maskload_ps(x + j, m), a0);
+        __m256 wv = _mm256_maskload_ps(w + j, m);
+#pragma GCC unroll 2
+        for (int t = 0; t < NR; t++)
+            acc[t][0] = _mm256_fmadd_ps(wv, _mm256_maskload_ps(X + t * cols + j, m), acc[t][0]);
     }
-    return hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+#pragma GCC unroll 2
+    for (int t = 0; t < NR; t++)
+        y[t * ldy] = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]), _mm256_add_ps(acc[t][2], acc[t][3])));
 }
 
 static void gemv_f32_avx2(float *y, const float *W, const float *x, int64_t cols, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) y[r] = dot_f32(W + r * cols, x, cols);
+    for (int64_t r = r0; r < r1; r++) dot_f32_rows(y + r, 0, W + r * cols, x, cols, 1);
 }
 
 static void gemm_f32_avx2(float *Y, int64_t ldy, const float *W, const float *X, int64_t n, int64_t cols, int64_t r0,
@@ -63,24 +84,8 @@ static void gemm_f32_avx2(float *Y, int64_t ldy, const float *W, const float *X,
     for (int64_t r = r0; r < r1; r++) {
         const float *w = W + r * cols; /* [cols] */
         int64_t t = 0;
-        for (; t + 4 <= n; t += 4) {
-            const float *x0 = X + t * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-                   a3 = _mm256_setzero_ps();
-            for (int64_t j = 0; j < cols; j += 8) {
-                __m256i m = mask8(cols - j);
-                __m256 wv = _mm256_maskload_ps(w + j, m);
-                a0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x0 + j, m), a0);
-                a1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x1 + j, m), a1);
-                a2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x2 + j, m), a2);
-                a3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x3 + j, m), a3);
-            }
-            Y[t * ldy + r] = hsum(a0);
-            Y[(t + 1) * ldy + r] = hsum(a1);
-            Y[(t + 2) * ldy + r] = hsum(a2);
-            Y[(t + 3) * ldy + r] = hsum(a3);
-        }
-        for (; t < n; t++) Y[t * ldy + r] = dot_f32(w, X + t * cols, cols);
+        for (; t + 2 <= n; t += 2) dot_f32_rows(Y + t * ldy + r, ldy, w, X + t * cols, cols, 2);
+        for (; t < n; t++) dot_f32_rows(Y + t * ldy + r, ldy, w, X + t * cols, cols, 1);
     }
 }
 
@@ -92,20 +97,35 @@ static inline __m256 load_f16(const uint16_t *p, int64_t rem) {
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)buf));
 }
 
-static inline float dot_f16(const uint16_t *w, const float *x, int64_t cols) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+/* As dot_f32_rows with W in half precision: two accumulators over 16-wide steps. */
+static inline __attribute__((always_inline)) void dot_f16_rows(float *y, int64_t ldy, const uint16_t *w,
+                                                               const float *X, int64_t cols, const int NR) {
+    __m256 acc[4][2]; /* [row][accumulator] */
+#pragma GCC unroll 4
+    for (int t = 0; t < NR; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
     int64_t j = 0;
     for (; j + 16 <= cols; j += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j))), _mm256_loadu_ps(x + j), a0);
-        a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j + 8))),
-                             _mm256_loadu_ps(x + j + 8), a1);
+#pragma GCC unroll 2
+        for (int k = 0; k < 2; k++) {
+            __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + j + 8 * k)));
+#pragma GCC unroll 4
+            for (int t = 0; t < NR; t++)
+                acc[t][k] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(X + t * cols + j + 8 * k), acc[t][k]);
+        }
     }
-    for (; j < cols; j += 8) a0 = _mm256_fmadd_ps(load_f16(w + j, cols - j), _mm256_maskload_ps(x + j, mask8(cols - j)), a0);
-    return hsum(_mm256_add_ps(a0, a1));
+    for (; j < cols; j += 8) {
+        __m256i m = mask8(cols - j);
+        __m256 wv = load_f16(w + j, cols - j);
+#pragma GCC unroll 4
+        for (int t = 0; t < NR; t++)
+            acc[t][0] = _mm256_fmadd_ps(wv, _mm256_maskload_ps(X + t * cols + j, m), acc[t][0]);
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NR; t++) y[t * ldy] = hsum(_mm256_add_ps(acc[t][0], acc[t][1]));
 }
 
 static void gemv_f16_avx2(float *y, const uint16_t *W, const float *x, int64_t cols, int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++) y[r] = dot_f16(W + r * cols, x, cols);
+    for (int64_t r = r0; r < r1; r++) dot_f16_rows(y + r, 0, W + r * cols, x, cols, 1);
 }
 
 static void gemm_f16_avx2(float *Y, int64_t ldy, const uint16_t *W, const float *X, int64_t n, int64_t cols,
@@ -113,24 +133,8 @@ static void gemm_f16_avx2(float *Y, int64_t ldy, const uint16_t *W, const float 
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *w = W + r * cols; /* [cols] */
         int64_t t = 0;
-        for (; t + 4 <= n; t += 4) {
-            const float *x0 = X + t * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(),
-                   a3 = _mm256_setzero_ps();
-            for (int64_t j = 0; j < cols; j += 8) {
-                __m256i m = mask8(cols - j);
-                __m256 wv = load_f16(w + j, cols - j);
-                a0 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x0 + j, m), a0);
-                a1 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x1 + j, m), a1);
-                a2 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x2 + j, m), a2);
-                a3 = _mm256_fmadd_ps(wv, _mm256_maskload_ps(x3 + j, m), a3);
-            }
-            Y[t * ldy + r] = hsum(a0);
-            Y[(t + 1) * ldy + r] = hsum(a1);
-            Y[(t + 2) * ldy + r] = hsum(a2);
-            Y[(t + 3) * ldy + r] = hsum(a3);
-        }
-        for (; t < n; t++) Y[t * ldy + r] = dot_f16(w, X + t * cols, cols);
+        for (; t + 4 <= n; t += 4) dot_f16_rows(Y + t * ldy + r, ldy, w, X + t * cols, cols, 4);
+        for (; t < n; t++) dot_f16_rows(Y + t * ldy + r, ldy, w, X + t * cols, cols, 1);
     }
 }
 
@@ -323,6 +327,36 @@ static void softmax_avx2(float *x, int64_t n) {
     }
 }
 
+/* One gated delta-rule step (kernels.h); rows of S in 16-float steps, d_k % 16 == 0, else _ref. */
+static void delta_step_avx2(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
+                            int64_t d_k, int64_t d_v) {
+    if (d_k % 16 != 0) {
+        delta_step_ref(o, S, q, k, v, beta, alpha, d_k, d_v);
+        return;
+    }
+    const __m256 va = _mm256_set1_ps(alpha);
+    for (int64_t i = 0; i < d_v; i++) {
+        float *Si = S + i * d_k; /* row i of S: [d_k] */
+        __m256 sk0 = _mm256_setzero_ps(), sk1 = _mm256_setzero_ps();
+        for (int64_t j = 0; j < d_k; j += 16) {
+            sk0 = _mm256_fmadd_ps(_mm256_loadu_ps(Si + j), _mm256_loadu_ps(k + j), sk0);
+            sk1 = _mm256_fmadd_ps(_mm256_loadu_ps(Si + j + 8), _mm256_loadu_ps(k + j + 8), sk1);
+        }
+        __m256 delta = _mm256_set1_ps(beta * (v[i] - alpha * hsum(_mm256_add_ps(sk0, sk1))));
+        __m256 sq0 = _mm256_setzero_ps(), sq1 = _mm256_setzero_ps();
+        for (int64_t j = 0; j < d_k; j += 16) {
+            __m256 s0 = _mm256_fmadd_ps(va, _mm256_loadu_ps(Si + j), _mm256_mul_ps(delta, _mm256_loadu_ps(k + j)));
+            __m256 s1 =
+                _mm256_fmadd_ps(va, _mm256_loadu_ps(Si + j + 8), _mm256_mul_ps(delta, _mm256_loadu_ps(k + j + 8)));
+            _mm256_storeu_ps(Si + j, s0);
+            _mm256_storeu_ps(Si + j + 8, s1);
+            sq0 = _mm256_fmadd_ps(s0, _mm256_loadu_ps(q + j), sq0);
+            sq1 = _mm256_fmadd_ps(s1, _mm256_loadu_ps(q + j + 8), sq1);
+        }
+        o[i] = hsum(_mm256_add_ps(sq0, sq1));
+    }
+}
+
 const kernel_table kernels_avx2 = {
     .name = "avx2",
     .gemv_f32 = gemv_f32_avx2,
@@ -338,5 +372,5 @@ const kernel_table kernels_avx2 = {
     .swiglu = swiglu_avx2,
     .softmax = softmax_avx2,
     .conv1d_causal = conv1d_causal_ref,
-    .delta_step = delta_step_ref,
+    .delta_step = delta_step_avx2,
 };

@@ -384,6 +384,159 @@ static void test_elementwise(const kernel_table *K) {
     report(K->name, "conv1d_causal", e_conv, TOL_RED, tail_ok);
 }
 
+/* ---- batch invariance: gemm row t == gemv on row t, bit for bit ---------------- */
+
+static const int64_t EXACT_N[] = {1, 2, 3, 5, 8, 17, 64};
+
+/* Row ranges [r0, r1) to test for a matrix of `rows` rows: all, a middle
+ * sub-range with odd ends, and a single row. Returns the count. */
+static int row_ranges(int64_t rows, int64_t r0[3], int64_t r1[3]) {
+    int k = 0;
+    r0[k] = 0, r1[k++] = rows;
+    if (rows > 2) r0[k] = 1, r1[k++] = rows - 1;
+    if (rows > 5) r0[k] = rows / 2 + 1, r1[k++] = rows / 2 + 2;
+    return k;
+}
+
+/* One BT2 / f32 / f16 matrix product, so the checks below are written once. */
+typedef struct {
+    const kernel_table *K;
+    int kind; /* 0 bt2, 1 f32, 2 f16 */
+    const uint8_t *Wq;
+    const float *W32;
+    const uint16_t *W16;
+    const act_q8 *a;
+    const float *X;
+    int64_t rows, cols;
+} product;
+
+static void run_gemm(const product *p, float *Y, int64_t ldy, int64_t n, int64_t r0, int64_t r1) {
+    if (p->kind == 0) p->K->gemm_bt2(Y, ldy, p->Wq, p->rows, p->cols, p->a, n, r0, r1);
+    if (p->kind == 1) p->K->gemm_f32(Y, ldy, p->W32, p->X, n, p->cols, r0, r1);
+    if (p->kind == 2) p->K->gemm_f16(Y, ldy, p->W16, p->X, n, p->cols, r0, r1);
+}
+static void run_gemv(const product *p, float *y, int64_t t, int64_t r0, int64_t r1) {
+    if (p->kind == 0) p->K->gemv_bt2(y, p->Wq, p->rows, p->cols, p->a[t], r0, r1);
+    if (p->kind == 1) p->K->gemv_f32(y, p->W32, p->X + t * p->cols, p->cols, r0, r1);
+    if (p->kind == 2) p->K->gemv_f16(y, p->W16, p->X + t * p->cols, p->cols, r0, r1);
+}
+
+/* Counts (row range, n) cases where some gemm row differs from gemv on that
+ * row alone, and where gemm over [r0, r1) split into pieces (as threads split
+ * rows) differs from one call. */
+static void check_invariance(const product *p, int *gemv_bad, int *split_bad) {
+    const int64_t nmax = 64, ldy = p->rows + 3;
+    float *Y = xalloc(nmax * ldy * sizeof(float)), *Ys = xalloc(nmax * ldy * sizeof(float));
+    float *y = xalloc(p->rows * sizeof(float));
+    int64_t r0s[3], r1s[3];
+    int nr = row_ranges(p->rows, r0s, r1s);
+    for (int ri = 0; ri < nr; ri++) {
+        int64_t r0 = r0s[ri], r1 = r1s[ri], len = (r1 - r0) * sizeof(float);
+        for (int ni = 0; ni < COUNT(EXACT_N); ni++) {
+            int64_t n = EXACT_N[ni];
+            sentinel(Y, n * ldy);
+            run_gemm(p, Y, ldy, n, r0, r1);
+            int bad = 0;
+            for (int64_t t = 0; t < n; t++) {
+                sentinel(y, p->rows);
+                run_gemv(p, y, t, r0, r1);
+                bad |= memcmp(Y + t * ldy + r0, y + r0, len) != 0;
+            }
+            *gemv_bad += bad;
+            /* pieces of 1, 3 and the rest, and a split at every 5th row */
+            for (int s = 0; s < 2; s++) {
+                sentinel(Ys, n * ldy);
+                for (int64_t a = r0; a < r1;) {
+                    int64_t b = s == 1 ? a + 5 : a == r0 ? a + 1 : a == r0 + 1 ? a + 3 : r1;
+                    b = BRAID_MIN(r1, b);
+                    run_gemm(p, Ys, ldy, n, a, b);
+                    a = b;
+                }
+                for (int64_t t = 0; t < n; t++) *split_bad += memcmp(Ys + t * ldy + r0, Y + t * ldy + r0, len) != 0;
+            }
+        }
+    }
+    aligned_free(Y), aligned_free(Ys), aligned_free(y);
+}
+
+static void test_batch_invariance(const kernel_table *K) {
+    static const int64_t INV_ROWS[] = {1, 3, 17, 64};
+    static const int64_t INV_BT2_COLS[] = {128, 384, 2560, 8320}; /* 8320: 65 groups, past any 64-group chunking */
+    int bad[3] = {0}, split[3] = {0};
+    const int64_t nmax = 64;
+    for (int ci = 0; ci < COUNT(DENSE_COLS); ci++)
+        for (int ri = 0; ri < COUNT(INV_ROWS); ri++) {
+            int64_t cols = DENSE_COLS[ci], rows = INV_ROWS[ri];
+            float *W = xalloc(rows * cols * sizeof(float)), *X = xalloc(nmax * cols * sizeof(float));
+            uint16_t *H = xalloc(rows * cols * sizeof(uint16_t));
+            fill_normal(W, rows * cols, 0.5f);
+            fill_normal(X, nmax * cols, 1.0f);
+            for (int64_t i = 0; i < rows * cols; i++) H[i] = float_to_half(W[i]);
+            product p32 = {.K = K, .kind = 1, .W32 = W, .X = X, .rows = rows, .cols = cols};
+            product p16 = {.K = K, .kind = 2, .W16 = H, .X = X, .rows = rows, .cols = cols};
+            check_invariance(&p32, &bad[1], &split[1]);
+            check_invariance(&p16, &bad[2], &split[2]);
+            aligned_free(W), aligned_free(X), aligned_free(H);
+        }
+    for (int ci = 0; ci < COUNT(INV_BT2_COLS); ci++) {
+        int64_t cols = INV_BT2_COLS[ci];
+        float *X = xalloc(nmax * cols * sizeof(float));
+        act_q8 a[64];
+        for (int64_t t = 0; t < nmax; t++) {
+            fill_activations(X + t * cols, cols);
+            a[t] = act_alloc(cols);
+            K->quantize_act(a[t], X + t * cols, cols);
+        }
+        for (int ri = 0; ri < COUNT(INV_ROWS); ri++) {
+            int64_t rows = INV_ROWS[ri];
+            uint8_t *W = bt2_random(rows, cols);
+            product p = {.K = K, .kind = 0, .Wq = W, .a = a, .rows = rows, .cols = cols};
+            check_invariance(&p, &bad[0], &split[0]);
+            aligned_free(W);
+        }
+        for (int64_t t = 0; t < nmax; t++) act_free(a[t]);
+        aligned_free(X);
+    }
+    static const char *names[3] = {"gemm_bt2", "gemm_f32", "gemm_f16"};
+    for (int k = 0; k < 3; k++) {
+        int ok = bad[k] == 0 && split[k] == 0;
+        printf("%s %-7s %-14s row t == gemv(row t) and split-independent, bit for bit (%d / %d cases differ)\n",
+               ok ? "ok  " : "FAIL", K->name, names[k], bad[k], split[k]);
+        CHECK(ok, "%s %s: %d (range, n) cases differ from gemv, %d rows differ when split", K->name, names[k], bad[k],
+              split[k]);
+    }
+}
+
+/* delta_step against _ref: several consecutive steps on one state (d_k % 16 != 0 exercises the fallback). */
+static void test_delta_step(const kernel_table *K) {
+    static const int64_t DK[] = {16, 32, 64, 128, 24}, DV[] = {1, 17, 64};
+    double e_o = 0, e_s = 0;
+    for (int a = 0; a < COUNT(DK); a++)
+        for (int b = 0; b < COUNT(DV); b++) {
+            int64_t dk = DK[a], dv = DV[b];
+            float *S = xalloc(dv * dk * 4), *Sr = xalloc(dv * dk * 4), *q = xalloc(dk * 4), *k = xalloc(dk * 4);
+            float *v = xalloc(dv * 4), *o = xalloc(dv * 4), *orf = xalloc(dv * 4);
+            fill_normal(S, dv * dk, 0.5f);
+            memcpy(Sr, S, dv * dk * 4);
+            for (int step = 0; step < 6; step++) {
+                fill_normal(q, dk, 1.0f);
+                fill_normal(k, dk, 1.0f);
+                fill_normal(v, dv, 1.0f);
+                kernels_ref.l2norm(q, q, dk, 1.0f / sqrtf((float)dk));
+                kernels_ref.l2norm(k, k, dk, 1.0f);
+                float beta = rng_uniform(0.0f, 1.0f), alpha = rng_uniform(0.5f, 1.0f);
+                K->delta_step(o, S, q, k, v, beta, alpha, dk, dv);
+                kernels_ref.delta_step(orf, Sr, q, k, v, beta, alpha, dk, dv);
+                e_o = fmax(e_o, max_rel_err(o, orf, dv));
+                e_s = fmax(e_s, max_rel_err(S, Sr, dv * dk));
+            }
+            aligned_free(S), aligned_free(Sr), aligned_free(q), aligned_free(k), aligned_free(v), aligned_free(o),
+                aligned_free(orf);
+        }
+    report(K->name, "delta_step o", e_o, TOL_RED, 1);
+    report(K->name, "delta_step S", e_s, TOL_RED, 1);
+}
+
 /* conv1d_causal_ref: decoding token by token equals one call over the whole sequence. */
 static void test_conv_streaming(void) {
     int64_t n = 9, ch = 5, k = 4;
@@ -482,7 +635,9 @@ int main(void) {
         const kernel_table *K = cpu_isa_table(isa);
         test_dense(K);
         test_bt2(K);
+        test_batch_invariance(K);
         test_elementwise(K);
+        test_delta_step(K);
         strcat(tested, " ");
         strcat(tested, K->name);
     }

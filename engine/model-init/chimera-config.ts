@@ -108,3 +108,19 @@ export function chimeraTinyConfig(vocabSize: number): ChimeraConfig {
     contextLength: 4096,
   };
 }
+
+/**
+ * The seed config's dimensions (002: hidden 2560, intermediate 6912, 28 layers,
+ * 40 heads × 64) for size and speed measurements with untrained weights. Every
+ * layer is GD until the other layer types exist.
+ */
+export function chimeraSeedDimsConfig(vocabSize: number): ChimeraConfig {
+  return {
+    ...chimeraTinyConfig(vocabSize),
+    name: 'chimera-2560-random',
+    embeddingLength: 2560,
+    feedForwardLength: 6912,
+    layerTypes: Array.from({ length: 28 }, () => 'GD' as const),
+    headCount: 40,
+  };
+}

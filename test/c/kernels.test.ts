@@ -29,7 +29,7 @@ describe('libbraid kernels (C)', () => {
     for (const isa of info.isa_available) expect(tested).toContain(isa);
     expect(tested).toContain('ref');
     for (const isa of tested) {
-      for (const kernel of ['gemv_bt2', 'gemm_bt2', 'quantize_act', 'gemv_f32', 'rmsnorm', 'swiglu']) {
+      for (const kernel of ['gemv_bt2', 'gemm_bt2', 'quantize_act', 'gemv_f32', 'gemm_f32', 'rmsnorm', 'swiglu', 'delta_step']) {
         expect(out).toMatch(new RegExp(`^ok +${isa} +${kernel} `, 'm'));
       }
     }
