@@ -2,6 +2,11 @@
  * The engine's public surface: what the HTTP layer (server/) sees. Plain typed
  * values in, plain typed values and async generators out; no koffi, no HTTP.
  */
+import type { Grammar } from './grammar/ir.ts';
+import type { LedgerTelemetry } from './ledger/ledger.ts';
+
+export type { Grammar } from './grammar/ir.ts';
+export type { LedgerTelemetry } from './ledger/ledger.ts';
 
 /** Byte-level BPE tokenizer read from a GGUF file (engine/tokenizer/). */
 export interface Tokenizer {
@@ -65,6 +70,12 @@ export interface GenerationRequest {
   promptLogprobs: boolean;
   /** Aborting stops generation within one step and frees the context. */
   signal: AbortSignal;
+  /**
+   * Constrains the output to a grammar (engine/grammar/): every step masks the
+   * tokens it rejects, and the debt ledger keeps the output completable within
+   * maxTokens. Absent: unconstrained.
+   */
+  grammar?: Grammar;
 }
 
 export interface TokenLogprob {
@@ -96,6 +107,8 @@ export type GenerationEvent =
       promptLogprobs?: (ChosenLogprob | null)[];
       /** Wall-clock timings for telemetry. */
       timings: { queuedMs: number; prefillMs: number; decodeMs: number };
+      /** With a grammar: the debt ledger's obligations opened, closed and forced. */
+      ledger?: LedgerTelemetry;
     };
 
 export interface ModelInfo {

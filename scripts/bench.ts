@@ -7,11 +7,14 @@
  * a ternary model must read every weight once, so tok/s ≤ bandwidth / bytes).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initLibrary, systemInfo } from '../engine/binding/library.ts';
+import { readGguf } from '../engine/gguf/reader.ts';
+import { metaOptNumber } from '../engine/gguf/types.ts';
 import { NativeModel } from '../engine/model/native-model.ts';
 import { chimeraSeedDimsConfig } from '../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../engine/model-init/init-chimera.ts';
@@ -38,9 +41,29 @@ function argmax(v: Float32Array): number {
   return best;
 }
 
+/**
+ * Bytes one decode step must read: every tensor once, except routed MoE
+ * experts, of which only top-k of E are touched per token.
+ */
+async function bytesPerStep(path: string): Promise<number> {
+  const file = await readGguf(path);
+  const E = metaOptNumber(file.metadata, 'chimera.moe.expert_count') ?? 0;
+  const K = metaOptNumber(file.metadata, 'chimera.moe.expert_used_count') ?? 0;
+  let bytes = 0;
+  for (const t of file.tensors) {
+    const size = t.byteSize ?? 0;
+    bytes += E > 0 && t.name.includes('_exps.') ? (size * K) / E : size;
+  }
+  return bytes;
+}
+
 interface DecodeResult {
   model: string;
   tensorMB: number;
+  /** MB read per decode step (active experts only). */
+  stepMB: number;
+  /** Resident-set growth from before the load to after the first prompt (mapped pages + context). */
+  rssGrowthMB: number;
   loadMs: number;
   ttftMs: number;
   prefillTokS: number;
@@ -49,9 +72,11 @@ interface DecodeResult {
 }
 
 async function benchModel(path: string, promptLen: number, genLen: number): Promise<DecodeResult> {
+  const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
   const model = await NativeModel.load(path);
   const loadMs = performance.now() - t0;
+  const stepMB = (await bytesPerStep(path)) / 1e6;
   const ctx = model.createContext(512);
   try {
     // Deterministic pseudo-text: token ids spread over the vocabulary.
@@ -63,6 +88,9 @@ async function benchModel(path: string, promptLen: number, genLen: number): Prom
     let logits = await ctx.eval(prompt);
     let next = argmax(logits);
     const ttftMs = performance.now() - tp;
+    // Every weight page has been touched once now: with weights used in place
+    // from the mapping, the growth is the tensor bytes plus the context.
+    const rssGrowthMB = (process.memoryUsage().rss - rssBefore) / 1e6;
 
     const steps: number[] = [];
     for (let i = 0; i < genLen; i++) {
@@ -75,6 +103,8 @@ async function benchModel(path: string, promptLen: number, genLen: number): Prom
     return {
       model: path.split('/').pop() ?? path,
       tensorMB: model.tensorBytes / 1e6,
+      stepMB,
+      rssGrowthMB,
       loadMs,
       ttftMs,
       prefillTokS: (promptLen / ttftMs) * 1000,
@@ -104,11 +134,14 @@ async function benchDecode(args: string[]): Promise<void> {
 
   const models = [join(root, 'models/chimera-tiny.gguf')];
   if (!values['skip-seed-dims']) {
-    const big = join(root, 'models/bench/chimera-2560-random.gguf');
+    // The file name carries a hash of the config, so a changed config never reuses a stale file.
+    const config = chimeraSeedDimsConfig(4096);
+    const tag = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 10);
+    const big = join(root, `models/bench/chimera-2560-random-${tag}.gguf`);
     if (!existsSync(big)) {
       mkdirSync(dirname(big), { recursive: true });
-      console.log(`writing ${big} (random init, seed dims; once) ...`);
-      await writeRandomChimera(big, chimeraSeedDimsConfig(4096), 2560);
+      console.log(`writing ${big} (random init, seed dims; once per config) ...`);
+      await writeRandomChimera(big, config, 2560);
     }
     models.push(big);
   }
@@ -118,14 +151,20 @@ async function benchDecode(args: string[]): Promise<void> {
   // Bandwidth last and first would bracket the run; once after is enough to share the same conditions.
   const bw = measureBandwidthGBs(threads);
   console.log(`memory read bandwidth (${threads} threads, same run): ${bw.toFixed(1)} GB/s`);
-  console.log('model                         tensor MB  load ms  TTFT ms (prompt)  prefill tok/s  decode tok/s  roofline tok/s  % roofline');
+  console.log('model                                    tensor MB  MB/step  load ms  TTFT ms (prompt)  prefill tok/s  decode tok/s  roofline tok/s  % roofline');
   for (const r of results) {
-    r.rooflineTokS = (bw * 1e3) / r.tensorMB;
+    r.rooflineTokS = (bw * 1e3) / r.stepMB;
     console.log(
-      `${r.model.padEnd(30)}${r.tensorMB.toFixed(1).padStart(9)}${r.loadMs.toFixed(0).padStart(9)}` +
+      `${r.model.padEnd(40)}${r.tensorMB.toFixed(1).padStart(10)}${r.stepMB.toFixed(1).padStart(9)}${r.loadMs.toFixed(0).padStart(9)}` +
         `${r.ttftMs.toFixed(1).padStart(9)} (${values.prompt})${r.prefillTokS.toFixed(0).padStart(14)}` +
         `${r.decodeTokS.toFixed(1).padStart(14)}${r.rooflineTokS.toFixed(1).padStart(16)}` +
         `${((100 * r.decodeTokS) / r.rooflineTokS).toFixed(1).padStart(11)}%`,
+    );
+  }
+  for (const r of results) {
+    console.log(
+      `${r.model}: RSS growth after load + first prompt ${r.rssGrowthMB.toFixed(0)} MB = ` +
+        `${(r.rssGrowthMB / r.tensorMB).toFixed(2)}× the tensor bytes (weights mapped, not copied)`,
     );
   }
   console.log(JSON.stringify({ bench: 'decode', threads, bandwidthGBs: bw, results }));
@@ -141,5 +180,6 @@ export async function runBench(args: string[]): Promise<void> {
   const [which, ...rest] = args;
   if (which === 'kernels') return benchKernelsCmd(rest);
   if (which === 'decode') return benchDecode(rest);
+  if (which === 'grammar') return (await import('./bench-grammar.ts')).benchGrammar(rest);
   throw new Error(`usage: braid bench <kernels|decode> [options] (got ${which ?? 'nothing'})`);
 }

@@ -16,6 +16,7 @@ import { bodyTooLarge, errorResponse, methodNotAllowed, onError, routeNotFound }
 import { Metrics, metricsMiddleware } from './metrics.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
+import { embeddingRoutes } from './routes/embeddings.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -50,7 +51,7 @@ export function createApp({ engine, config, metrics = new Metrics() }: CreateApp
   if (config.apiKey !== undefined) app.use('*', apiKeyAuth(config.apiKey));
   app.use('*', bodyLimit({ maxSize: config.maxBodyBytes, onError: () => errorResponse(bodyTooLarge(config.maxBodyBytes)) }));
 
-  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, tokenizeRoutes, metricsRoutes]) {
+  for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, embeddingRoutes, tokenizeRoutes, metricsRoutes]) {
     app.route('/', routes(deps));
   }
 

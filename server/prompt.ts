@@ -6,16 +6,47 @@
  */
 import type { ChatMessage, LoadedModel, Tokenizer } from '../engine/types.ts';
 import { invalidRequest } from './errors.ts';
-import type { ChatMessageInput } from './schemas.ts';
+import { TOOL_CALL_CLOSE, TOOL_CALL_OPEN } from '../engine/grammar/tool-calls.ts';
+import type { ChatMessageInput, ToolInput } from './schemas.ts';
 
-/** OpenAI's content forms (string, text parts, null for tool-calling assistants) → one string. */
+/**
+ * OpenAI's content forms (string, text parts, null for tool-calling assistants) → one string.
+ * An assistant's tool_calls are written the way the model writes them
+ * (engine/grammar/tool-calls.ts), so the model sees its own earlier calls.
+ */
 export function toChatMessages(messages: readonly ChatMessageInput[]): ChatMessage[] {
   return messages.map((m) => {
-    const content = m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n');
+    let content = m.content === null ? '' : typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('\n');
+    if (m.role === 'assistant' && m.tool_calls !== null && m.tool_calls !== undefined && m.tool_calls.length > 0) {
+      const calls = m.tool_calls.map((c) => `${TOOL_CALL_OPEN}{"name": ${JSON.stringify(c.function.name)}, "arguments": ${c.function.arguments}}${TOOL_CALL_CLOSE}`);
+      content = [content, ...calls].filter((x) => x !== '').join('\n');
+    }
     const out: ChatMessage = { role: m.role, content };
     if (m.name !== undefined && m.name !== null) out.name = m.name;
     return out;
   });
+}
+
+/** Tools offered to the model, as the system-prompt block Hermes-style models are trained on. */
+function toolsSystemText(tools: readonly ToolInput[]): string {
+  const list = tools.map((t) => JSON.stringify({ type: 'function', function: t.function })).join('\n');
+  return (
+    '# Tools\n\nYou may call one or more functions to assist with the user query.\n\n' +
+    `You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n${list}\n</tools>\n\n` +
+    `For each function call, return a json object with function name and arguments within ${TOOL_CALL_OPEN}${TOOL_CALL_CLOSE} XML tags:\n` +
+    `${TOOL_CALL_OPEN}{"name": <function-name>, "arguments": <args-json-object>}${TOOL_CALL_CLOSE}`
+  );
+}
+
+/** Adds the tools block to the first system message, or as a new first system message. */
+export function withTools(messages: ChatMessage[], tools: readonly ToolInput[] | null | undefined): ChatMessage[] {
+  if (tools === null || tools === undefined || tools.length === 0) return messages;
+  const block = toolsSystemText(tools);
+  const first = messages[0];
+  if (first !== undefined && (first.role === 'system' || first.role === 'developer')) {
+    return [{ ...first, content: `${first.content}\n\n${block}` }, ...messages.slice(1)];
+  }
+  return [{ role: 'system', content: block }, ...messages];
 }
 
 /**
@@ -28,8 +59,13 @@ export function withBos(tokenizer: Tokenizer, ids: number[]): number[] {
 }
 
 /** The chat template's rendering of the messages, tokenized with special tokens recognised. */
-export function chatPromptTokens(model: LoadedModel, messages: readonly ChatMessageInput[], addGenerationPrompt = true): number[] {
-  const rendered = model.applyChatTemplate(toChatMessages(messages), { addGenerationPrompt });
+export function chatPromptTokens(
+  model: LoadedModel,
+  messages: readonly ChatMessageInput[],
+  addGenerationPrompt = true,
+  tools: readonly ToolInput[] | null = null,
+): number[] {
+  const rendered = model.applyChatTemplate(withTools(toChatMessages(messages), tools), { addGenerationPrompt });
   return withBos(model.tokenizer, model.tokenizer.encode(rendered, { parseSpecial: true }));
 }
 

@@ -8,6 +8,7 @@
  * report them with the right param.
  */
 import { z } from 'zod';
+import { GRAMMAR_MODES } from '../engine/grammar/modes.ts';
 
 const MAX_N = 8;
 const MAX_STOP = 4;
@@ -44,18 +45,78 @@ const textPart = z.object({
   text: z.string(),
 });
 
+const toolCallSchema = z.object({
+  id: z.string(),
+  type: z.literal('function'),
+  function: z.object({ name: z.string(), arguments: z.string() }),
+});
+
 export const chatMessageSchema = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
   content: z
     .union([z.string(), z.array(textPart)], { error: 'expected a string or an array of text content parts' })
-    .nullable(),
+    .nullish()
+    .transform((c) => c ?? null),
   name: z.string().nullish(),
+  /** An assistant turn that called tools. */
+  tool_calls: z.array(toolCallSchema).nullish(),
+  /** A tool turn: which call it answers. */
+  tool_call_id: z.string().nullish(),
 });
 
 export type ChatMessageInput = z.output<typeof chatMessageSchema>;
 
+const jsonSchemaFormat = z.object({
+  type: z.literal('json_schema'),
+  json_schema: z.object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'expected 1-64 letters, digits, _ or -' }),
+    description: z.string().nullish(),
+    schema: z.record(z.string(), z.unknown()).nullish(),
+    strict: z.boolean().nullish(),
+  }),
+});
+
+/**
+ * Output constraints (docs/structured-outputs.md): OpenAI's response_format
+ * plus two extensions, grammar_mode (the seed's modes) and grammar (GBNF).
+ */
+const constraintFields = {
+  response_format: z
+    .discriminatedUnion('type', [z.object({ type: z.literal('text') }), z.object({ type: z.literal('json_object') }), jsonSchemaFormat], {
+      error: "expected {type: 'text'}, {type: 'json_object'} or {type: 'json_schema', json_schema: {name, schema, strict}}",
+    })
+    .nullish(),
+  grammar_mode: z.enum(GRAMMAR_MODES).nullish(),
+  grammar: z.string().min(1).max(100_000).nullish(),
+};
+
+export type ConstraintFields = z.output<z.ZodObject<typeof constraintFields>>;
+
+const toolSchema = z.object({
+  type: z.literal('function'),
+  function: z.object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, { error: 'expected 1-64 letters, digits, _ or -' }),
+    description: z.string().nullish(),
+    parameters: z.record(z.string(), z.unknown()).nullish(),
+    strict: z.boolean().nullish(),
+  }),
+});
+
+export type ToolInput = z.output<typeof toolSchema>;
+
+const toolChoiceSchema = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) }),
+]);
+
+export type ToolChoiceInput = z.output<typeof toolChoiceSchema>;
+
 export const chatRequestSchema = z.object({
   ...samplingFields,
+  ...constraintFields,
+  tools: z.array(toolSchema).max(128).nullish(),
+  tool_choice: toolChoiceSchema.nullish(),
+  parallel_tool_calls: z.boolean().nullish(),
   messages: z.array(chatMessageSchema).min(1),
   max_tokens: z.int().min(1).nullish(),
   max_completion_tokens: z.int().min(1).nullish(),
@@ -67,6 +128,7 @@ export type ChatRequest = z.output<typeof chatRequestSchema>;
 
 export const completionRequestSchema = z.object({
   ...samplingFields,
+  ...constraintFields,
   prompt: z.union(
     [z.string(), z.array(z.string()).min(1), z.array(tokenId).min(1), z.array(z.array(tokenId).min(1)).min(1)],
     { error: 'expected a string, an array of strings, an array of token ids or an array of token-id arrays' },

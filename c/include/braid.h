@@ -101,7 +101,8 @@ BRAID_API void braid_context_free(braid_context *ctx);
 BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
                                      int32_t all_logits, float *logits_out);
 
-/* Like eval, but writes the final-norm hidden state ([n_tokens][n_embd]) instead of logits. */
+/* Like eval, but writes the final-norm hidden state ([n_tokens][n_embd]) instead of logits
+ * (after the span-engine risk gate when the model has one: the state the LM head reads). */
 BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
                                             float *hidden_out);
 

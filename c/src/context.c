@@ -10,7 +10,8 @@
  *   16      8     i64 n_past
  *   24      8     u64 payload length (bytes)
  *   32      P     payload: every layer's recurrent state in layer order, f32
- *                 (GD: S [H, d_v, d_k], conv tails q, k, v [K-1, channels])
+ *                 (GD: S [H, d_v, d_k], conv tails q, k, v [K-1, channels];
+ *                  XM, TM, SK: see docs/format.md and mlstm.h / titans.h / tsp.h)
  *   32+P    4     u32 CRC-32 of bytes [0, 32+P)
  * Little-endian host byte order (the library only targets x86-64 for now).
  */
@@ -98,39 +99,104 @@ static void *carve(carver *c, size_t bytes) {
     return p;
 }
 
-static void layout(braid_context *ctx, carver *c) {
-    const model_hparams *hp = &ctx->model->hp;
-    const int64_t B = ctx->max_batch, D = hp->n_embd, I = hp->n_ff, H = hp->gdn.n_head;
-    const int64_t Hdk = H * hp->gdn.d_k, Hdv = H * hp->gdn.d_v;
-    const int64_t cols = ctx->act_cols, F = sizeof(float);
-    ctx->state = carve(c, (size_t)(ctx->model->state_floats * F));
-    ctx->x = carve(c, (size_t)(B * D * F));
-    ctx->xn = carve(c, (size_t)(B * D * F));
-    ctx->y = carve(c, (size_t)(B * D * F));
-    ctx->ffn_gate = carve(c, (size_t)(B * I * F));
-    ctx->ffn_up = carve(c, (size_t)(B * I * F));
-    gdn_buffers *g = &ctx->gdn;
-    g->q = carve(c, (size_t)(B * Hdk * F));
-    g->k = carve(c, (size_t)(B * Hdk * F));
-    g->qc = carve(c, (size_t)(B * Hdk * F));
-    g->kc = carve(c, (size_t)(B * Hdk * F));
-    g->v = carve(c, (size_t)(B * Hdv * F));
-    g->g = carve(c, (size_t)(B * Hdv * F));
-    g->vc = carve(c, (size_t)(B * Hdv * F));
-    g->o = carve(c, (size_t)(B * Hdv * F));
-    g->a = carve(c, (size_t)(B * H * F));
-    g->b = carve(c, (size_t)(B * H * F));
-    g->beta = carve(c, (size_t)(B * H * F));
-    g->gl = carve(c, (size_t)(B * H * F));
-    g->chunk = carve(c, (size_t)(H * gdn_chunk_scratch_floats(hp->gdn.chunk, hp->gdn.d_v) * F));
-    ctx->act = carve(c, (size_t)B * sizeof(act_q8));
+static act_q8 *carve_act(carver *c, int64_t B, int64_t cols) {
+    act_q8 *act = carve(c, (size_t)B * sizeof(act_q8));
     int8_t *q = carve(c, (size_t)(B * cols));
-    float *s = carve(c, (size_t)(B * (cols / BT2_ACT_BLOCK) * F));
+    float *s = carve(c, (size_t)(B * (cols / BT2_ACT_BLOCK)) * sizeof(float));
     int32_t *sum = carve(c, (size_t)(B * (cols / BT2_ACT_BLOCK)) * sizeof(int32_t));
-    g->act = ctx->act;
     if (c->base)
         for (int64_t t = 0; t < B; t++)
-            ctx->act[t] = (act_q8){q + t * cols, s + t * (cols / BT2_ACT_BLOCK), sum + t * (cols / BT2_ACT_BLOCK)};
+            act[t] = (act_q8){q + t * cols, s + t * (cols / BT2_ACT_BLOCK), sum + t * (cols / BT2_ACT_BLOCK)};
+    return act;
+}
+
+#define CARVE_F(n) ((float *)carve(c, (size_t)(n) * sizeof(float)))
+
+static void layout(braid_context *ctx, carver *c) {
+    const braid_model *m = ctx->model;
+    const model_hparams *hp = &m->hp;
+    const int64_t B = ctx->max_batch, D = hp->n_embd, H = hp->gdn.n_head;
+    const int64_t Hdk = H * hp->gdn.d_k, Hdv = H * hp->gdn.d_v;
+    ctx->state = CARVE_F(m->state_floats);
+    ctx->x = CARVE_F(B * D);
+    ctx->xn = CARVE_F(B * D);
+    ctx->y = CARVE_F(B * D);
+    ctx->ffn_gate = CARVE_F(B * ctx->ff_cols);
+    ctx->ffn_up = CARVE_F(B * ctx->ff_cols);
+    ctx->act = carve_act(c, B, ctx->act_cols);
+    if (m->n_of[MIXER_GD] || m->n_of[MIXER_SK]) {
+        gdn_buffers *g = &ctx->gdn;
+        g->q = CARVE_F(B * Hdk);
+        g->k = CARVE_F(B * Hdk);
+        g->qc = CARVE_F(B * Hdk);
+        g->kc = CARVE_F(B * Hdk);
+        g->v = CARVE_F(B * Hdv);
+        g->g = CARVE_F(B * Hdv);
+        g->vc = CARVE_F(B * Hdv);
+        g->o = CARVE_F(B * Hdv);
+        g->a = CARVE_F(B * H);
+        g->b = CARVE_F(B * H);
+        g->beta = CARVE_F(B * H);
+        g->gl = CARVE_F(B * H);
+        g->chunk = CARVE_F(H * gdn_chunk_scratch_floats(hp->gdn.chunk, hp->gdn.d_v));
+        g->act = ctx->act;
+    }
+    if (m->n_of[MIXER_XM]) {
+        const int64_t Hx = hp->xm.n_head, Hd = Hx * hp->xm.head_dim;
+        mlstm_buffers *x = &ctx->xm;
+        x->q = CARVE_F(B * Hd);
+        x->k = CARVE_F(B * Hd);
+        x->v = CARVE_F(B * Hd);
+        x->og = CARVE_F(B * Hd);
+        x->o = CARVE_F(B * Hd);
+        x->ig = CARVE_F(B * Hx);
+        x->lf = CARVE_F(B * Hx);
+        x->act = ctx->act;
+    }
+    if (m->n_of[MIXER_TM]) {
+        const int64_t Ht = hp->tm.n_head, Hd = Ht * hp->tm.head_dim;
+        titans_buffers *t = &ctx->tm;
+        t->q = CARVE_F(B * Hd);
+        t->k = CARVE_F(B * Hd);
+        t->v = CARVE_F(B * Hd);
+        t->y = CARVE_F(B * Hd);
+        t->km = CARVE_F(B * Hd);
+        t->vm = CARVE_F(B * Hd);
+        t->o = CARVE_F(B * Hd);
+        t->ga = CARVE_F(B * Ht);
+        t->ge = CARVE_F(B * Ht);
+        t->gt = CARVE_F(B * Ht);
+        t->head = CARVE_F(Ht * titans_head_scratch_floats(&hp->tm));
+        t->act = ctx->act;
+    }
+    if (m->n_of[MIXER_SK]) {
+        const int64_t Ds = hp->sk.sketch_dim;
+        tsp_buffers *k = &ctx->sk;
+        k->s = CARVE_F(B * Ds);
+        k->r = CARVE_F(B * Ds);
+        k->f = CARVE_F(B * Ds);
+        k->en = CARVE_F(B * 5);
+    }
+    if (hp->n_moe_layers) {
+        const int64_t E = hp->moe.n_expert, K = hp->moe.n_used;
+        moe_buffers *e = &ctx->moe;
+        e->scores = CARVE_F(B * E);
+        e->sel = carve(c, (size_t)(B * K) * sizeof(int32_t));
+        e->wsel = CARVE_F(B * K);
+        e->tok = carve(c, (size_t)B * sizeof(int32_t));
+        e->gather = carve(c, (size_t)B * sizeof(act_q8));
+        e->act = ctx->act;
+        ctx->act2 = carve_act(c, B, ctx->act_cols);
+        e->act2 = ctx->act2;
+        e->gate = ctx->ffn_gate;
+        e->up = ctx->ffn_up;
+        e->eo = CARVE_F(B * D);
+        e->slot = CARVE_F(B * K * D);
+    }
+    if (hp->span_gate) {
+        ctx->span_in = CARVE_F(B * (D + 1));
+        ctx->span_g = CARVE_F(B * D);
+    }
 }
 
 BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch, braid_context **out) {
@@ -145,7 +211,13 @@ BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch,
     ctx->model = model;
     ctx->max_batch = max_batch;
     atomic_init(&ctx->abort, 0);
-    ctx->act_cols = BRAID_MAX(BRAID_MAX(hp->n_embd, hp->n_ff), (int64_t)hp->gdn.n_head * hp->gdn.d_v);
+    const braid_model *m = model;
+    int64_t ff = hp->n_ff, cols = BRAID_MAX(hp->n_embd, (int64_t)hp->gdn.n_head * hp->gdn.d_v);
+    if (m->n_of[MIXER_XM]) cols = BRAID_MAX(cols, (int64_t)hp->xm.n_head * hp->xm.head_dim);
+    if (m->n_of[MIXER_TM]) cols = BRAID_MAX(cols, (int64_t)hp->tm.n_head * hp->tm.head_dim);
+    if (hp->n_moe_layers) ff = BRAID_MAX(ff, (int64_t)BRAID_MAX(hp->moe.n_shared, 1) * hp->moe.ff);
+    ctx->ff_cols = ff;
+    ctx->act_cols = BRAID_MAX(cols, ff);
     carver c = {NULL, 0};
     layout(ctx, &c);
     ctx->arena = aligned_alloc64(c.off);

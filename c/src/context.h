@@ -30,9 +30,17 @@ struct braid_context {
     float *y;           /* [B, D] block output */
     float *ffn_gate;    /* [B, I] */
     float *ffn_up;      /* [B, I] */
-    gdn_buffers gdn;    /* GD mixer activations */
-    act_q8 *act;        /* [B] quantized rows, each max_cols wide */
-    int64_t act_cols;   /* max(D, I, H·d_v) */
+    gdn_buffers gdn;    /* GD mixer activations (also the SK layers' inner GDN) */
+    mlstm_buffers xm;   /* XM mixer activations */
+    titans_buffers tm;  /* TM mixer activations */
+    tsp_buffers sk;     /* SK knot activations */
+    moe_buffers moe;    /* MoE FFN activations */
+    float *span_in;     /* [B, D+1] span gate input [h ; risk] */
+    float *span_g;      /* [B, D] span gate pre-activations */
+    act_q8 *act;        /* [B] quantized rows, each act_cols wide */
+    act_q8 *act2;       /* [B] more rows of the same width (MoE expert hidden) */
+    int64_t act_cols;   /* widest BitLinear input: max(D, I, every family's inner width) */
+    int64_t ff_cols;    /* widest SwiGLU hidden: max(I, I_e, I_shared) */
 
     char last_error[512]; /* message of the last failing public call on this context */
 };

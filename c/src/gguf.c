@@ -447,7 +447,8 @@ int32_t gguf_get_int(const gguf_file *f, const char *key, int64_t *out) {
     if (!kv) return braid_fail(BRAID_ERR_FORMAT, "missing metadata key '%s'", key);
     const uint8_t *p = f->base + kv->val_off;
     switch (kv->type) {
-    case GGUF_TYPE_UINT8: *out = *p; return BRAID_OK;
+    case GGUF_TYPE_UINT8:
+    case GGUF_TYPE_BOOL: *out = *p; return BRAID_OK;
     case GGUF_TYPE_INT8: *out = (int8_t)*p; return BRAID_OK;
     case GGUF_TYPE_UINT16: { uint16_t v; memcpy(&v, p, 2); *out = v; return BRAID_OK; }
     case GGUF_TYPE_INT16: { int16_t v; memcpy(&v, p, 2); *out = v; return BRAID_OK; }
@@ -509,4 +510,35 @@ int32_t gguf_arr_str(const gguf_file *f, const gguf_kv *kv, uint64_t i, gguf_str
         }
         off += 8 + (size_t)len;
     }
+}
+
+int32_t gguf_arr_int(const gguf_file *f, const gguf_kv *kv, uint64_t i, int64_t *out) {
+    size_t size;
+    switch (kv->type == GGUF_TYPE_ARRAY ? kv->arr_type : GGUF_TYPE_COUNT) {
+    case GGUF_TYPE_INT32:
+    case GGUF_TYPE_UINT32: size = 4; break;
+    case GGUF_TYPE_INT64:
+    case GGUF_TYPE_UINT64: size = 8; break;
+    default:
+        return braid_fail(BRAID_ERR_FORMAT, "metadata key '%.*s' must be an array of 32/64-bit integers",
+                          (int)kv->key.len, kv->key.ptr);
+    }
+    if (i >= kv->arr_n)
+        return braid_fail(BRAID_ERR_FORMAT, "metadata key '%.*s' has %llu elements, wanted element %llu",
+                          (int)kv->key.len, kv->key.ptr, (unsigned long long)kv->arr_n, (unsigned long long)i);
+    const uint8_t *p = f->base + kv->arr_off + i * size;
+    switch (kv->arr_type) {
+    case GGUF_TYPE_INT32: { int32_t v; memcpy(&v, p, 4); *out = v; break; }
+    case GGUF_TYPE_UINT32: { uint32_t v; memcpy(&v, p, 4); *out = v; break; }
+    case GGUF_TYPE_INT64: { int64_t v; memcpy(&v, p, 8); *out = v; break; }
+    default: {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        if (v > (uint64_t)INT64_MAX)
+            return braid_fail(BRAID_ERR_FORMAT, "metadata key '%.*s' element %llu is too large", (int)kv->key.len,
+                              kv->key.ptr, (unsigned long long)i);
+        *out = (int64_t)v;
+    }
+    }
+    return BRAID_OK;
 }

@@ -118,5 +118,7 @@ int32_t gguf_get_f32(const gguf_file *f, const char *key, float *out);
 int32_t gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 /* Element i of an array of strings (walks from the start: O(i)). */
 int32_t gguf_arr_str(const gguf_file *f, const gguf_kv *kv, uint64_t i, gguf_str *out);
+/* Element i of an array of INT32/UINT32/INT64/UINT64 (fits int64). */
+int32_t gguf_arr_int(const gguf_file *f, const gguf_kv *kv, uint64_t i, int64_t *out);
 
 #endif /* BRAID_GGUF_H */

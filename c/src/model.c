@@ -57,22 +57,25 @@ static int32_t read_hparams(const gguf_file *f, model_hparams *hp) {
 
 /* ---- tensors ------------------------------------------------------------------ */
 
-/* Finds `name` and checks type and shape ([rows, cols]; rows = 0 for a vector [cols]). */
-static int32_t want(const gguf_file *f, const char *name, uint32_t type, int64_t rows, int64_t cols, const void **out) {
+/* Finds `name` and checks type and GGUF dims ne[0..nd) (ne[0] fastest = cols). */
+static int32_t want_nd(const gguf_file *f, const char *name, uint32_t type, uint32_t nd, const int64_t *ne,
+                       const void **out) {
     const gguf_tensor *t = gguf_find_tensor(f, name);
     if (!t) return braid_fail(BRAID_ERR_FORMAT, "missing tensor '%s'", name);
     if (t->type != type)
         return braid_fail(BRAID_ERR_FORMAT, "tensor '%s' has type %s, expected %s", name, gguf_type_name(t->type),
                           gguf_type_name(type));
-    uint32_t nd = rows ? 2 : 1;
-    if (t->n_dims != nd || t->ne[0] != cols || (rows && t->ne[1] != rows)) {
-        if (rows)
-            return braid_fail(BRAID_ERR_FORMAT, "tensor '%s' has dims [%lld, %lld, %lld, %lld] (n_dims %u), expected [%lld, %lld]",
-                              name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                              t->n_dims, (long long)cols, (long long)rows);
-        return braid_fail(BRAID_ERR_FORMAT, "tensor '%s' has dims [%lld, %lld, %lld, %lld] (n_dims %u), expected [%lld]",
+    int ok = t->n_dims == nd;
+    for (uint32_t i = 0; ok && i < nd; i++) ok = t->ne[i] == ne[i];
+    if (!ok) {
+        char want_s[96];
+        int o = snprintf(want_s, sizeof want_s, "[");
+        for (uint32_t i = 0; i < nd && o < (int)sizeof want_s; i++)
+            o += snprintf(want_s + o, sizeof want_s - (size_t)o, "%s%lld", i ? ", " : "", (long long)ne[i]);
+        if (o < (int)sizeof want_s) snprintf(want_s + o, sizeof want_s - (size_t)o, "]");
+        return braid_fail(BRAID_ERR_FORMAT, "tensor '%s' has dims [%lld, %lld, %lld, %lld] (n_dims %u), expected %s",
                           name, (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3],
-                          t->n_dims, (long long)cols);
+                          t->n_dims, want_s);
     }
     size_t align = type == GGML_TYPE_F16 ? 2 : 4;
     if ((uintptr_t)t->data % align)
@@ -81,12 +84,34 @@ static int32_t want(const gguf_file *f, const char *name, uint32_t type, int64_t
     return BRAID_OK;
 }
 
+/* [rows, cols]; rows = 0 for a vector [cols]. */
+static int32_t want(const gguf_file *f, const char *name, uint32_t type, int64_t rows, int64_t cols, const void **out) {
+    int64_t ne[2] = {cols, rows};
+    return want_nd(f, name, type, rows ? 2 : 1, ne, out);
+}
+
 static int32_t want_blk(const gguf_file *f, int il, const char *suffix, uint32_t type, int64_t rows, int64_t cols,
                         const void **out) {
     char name[128];
     snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
     return want(f, name, type, rows, cols, out);
 }
+
+/* [n, rows, cols] (GGUF dims [cols, rows, n]). */
+static int32_t want_blk3(const gguf_file *f, int il, const char *suffix, uint32_t type, int64_t n, int64_t rows,
+                         int64_t cols, const void **out) {
+    char name[128];
+    snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
+    int64_t ne[3] = {cols, rows, n};
+    return want_nd(f, name, type, 3, ne, out);
+}
+
+#define WANT3(suffix, type, n, rows, cols, field)                                                                    \
+    do {                                                                                                             \
+        const void *p_;                                                                                              \
+        if ((st = want_blk3(f, il, suffix, type, n, rows, cols, &p_))) return st;                                    \
+        field = p_;                                                                                                  \
+    } while (0)
 
 #define WANT(suffix, type, rows, cols, field)                                                                        \
     do {                                                                                                             \
@@ -125,6 +150,79 @@ static int32_t load_ffn(const gguf_file *f, int il, const model_hparams *hp, ffn
     return BRAID_OK;
 }
 
+static int32_t load_xm(const gguf_file *f, int il, const model_hparams *hp, mlstm_weights *w) {
+    int32_t st;
+    const int64_t D = hp->n_embd, H = hp->xm.n_head, d = hp->xm.head_dim, Hd = H * d;
+    const uint32_t BT2 = BRAID_GGUF_TYPE_BT2, F32 = GGML_TYPE_F32;
+    WANT("xm_q.weight", BT2, Hd, D, w->wq);
+    WANT("xm_k.weight", BT2, Hd, D, w->wk);
+    WANT("xm_v.weight", BT2, Hd, D, w->wv);
+    WANT("xm_og.weight", BT2, Hd, D, w->wog);
+    WANT("xm_o.weight", BT2, D, Hd, w->wo);
+    WANT("xm_i.weight", F32, H, D, w->wi);
+    WANT("xm_f.weight", F32, H, D, w->wf);
+    WANT("xm_i.bias", F32, 0, H, w->bi);
+    WANT("xm_f.bias", F32, 0, H, w->bf);
+    WANT("xm_norm.weight", F32, 0, d, w->norm_w);
+    WANT("xm_norm.bias", F32, 0, d, w->norm_b);
+    return BRAID_OK;
+}
+
+static int32_t load_tm(const gguf_file *f, int il, const model_hparams *hp, titans_weights *w) {
+    int32_t st;
+    const titans_hparams *t = &hp->tm;
+    const int64_t D = hp->n_embd, H = t->n_head, d = t->head_dim, Hd = H * d, dm = t->mem_dim, Np = t->n_persist;
+    const uint32_t BT2 = BRAID_GGUF_TYPE_BT2, F32 = GGML_TYPE_F32;
+    WANT("tm_q.weight", BT2, Hd, D, w->wq);
+    WANT("tm_k.weight", BT2, Hd, D, w->wk);
+    WANT("tm_v.weight", BT2, Hd, D, w->wv);
+    WANT("tm_o.weight", BT2, D, Hd, w->wo);
+    WANT("tm_km.weight", BT2, Hd, Hd, w->wkm);
+    WANT("tm_vm.weight", BT2, Hd, Hd, w->wvm);
+    WANT("tm_alpha.weight", F32, H, D, w->wa);
+    WANT("tm_eta.weight", F32, H, D, w->we);
+    WANT("tm_theta.weight", F32, H, D, w->wt);
+    WANT("tm_alpha.bias", F32, 0, H, w->ba);
+    WANT("tm_eta.bias", F32, 0, H, w->be);
+    WANT("tm_theta.bias", F32, 0, H, w->bt);
+    WANT3("tm_persist_k", F32, H, Np, d, w->pk);
+    WANT3("tm_persist_v", F32, H, Np, d, w->pv);
+    WANT3("tm_mem_w1", F32, H, dm, d, w->w1);
+    WANT3("tm_mem_w2", F32, H, d, dm, w->w2);
+    return BRAID_OK;
+}
+
+static int32_t load_sk(const gguf_file *f, int il, const model_hparams *hp, tsp_weights *w) {
+    int32_t st;
+    const int64_t D = hp->n_embd, Ds = hp->sk.sketch_dim;
+    const uint32_t F32 = GGML_TYPE_F32;
+    if ((st = load_gdn(f, il, hp, &w->gdn))) return st;
+    WANT("sk_sketch.weight", F32, Ds, D, w->ws);
+    WANT("sk_role.weight", F32, Ds, D, w->wr);
+    WANT("sk_filler.weight", F32, Ds, D, w->wf);
+    WANT("sk_energy.weight", F32, 5, D, w->energy);
+    WANT("sk_energy_lambda", F32, 0, 5, w->lambda);
+    return BRAID_OK;
+}
+
+static int32_t load_moe(const gguf_file *f, int il, const model_hparams *hp, moe_weights *w) {
+    int32_t st;
+    const moe_hparams *m = &hp->moe;
+    const int64_t D = hp->n_embd, E = m->n_expert, Ie = m->ff, Ish = (int64_t)m->n_shared * m->ff;
+    const uint32_t BT2 = BRAID_GGUF_TYPE_BT2, F32 = GGML_TYPE_F32;
+    WANT("ffn_gate_inp.weight", F32, E, D, w->router);
+    WANT("exp_probs_b.bias", F32, 0, E, w->bias);
+    WANT3("ffn_gate_exps.weight", BT2, E, Ie, D, w->gate);
+    WANT3("ffn_up_exps.weight", BT2, E, Ie, D, w->up);
+    WANT3("ffn_down_exps.weight", BT2, E, D, Ie, w->down);
+    if (Ish > 0) {
+        WANT("ffn_gate_shexp.weight", BT2, Ish, D, w->shared.gate);
+        WANT("ffn_up_shexp.weight", BT2, Ish, D, w->shared.up);
+        WANT("ffn_down_shexp.weight", BT2, D, Ish, w->shared.down);
+    }
+    return BRAID_OK;
+}
+
 /* ---- fingerprint and description ------------------------------------------------ */
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
@@ -143,6 +241,11 @@ static uint64_t fingerprint(const braid_model *m) {
     uint64_t h = fnv1a(0xcbf29ce484222325ull, "chimera", 7);
     h = fnv1a(h, v, sizeof v);
     h = fnv1a(h, &hp->rms_eps, sizeof hp->rms_eps);
+    if (m->n_of[MIXER_XM]) h = fnv1a(h, &hp->xm, sizeof hp->xm);
+    if (m->n_of[MIXER_TM]) h = fnv1a(h, &hp->tm, sizeof hp->tm);
+    if (m->n_of[MIXER_SK]) h = fnv1a(h, &hp->sk, sizeof hp->sk);
+    if (hp->n_moe_layers) h = fnv1a(h, &hp->moe, sizeof hp->moe);
+    h = fnv1a(h, &hp->span_gate, sizeof hp->span_gate);
     for (int i = 0; i < hp->n_layer; i++) {
         int32_t kinds[2] = {(int32_t)m->layers[i].mixer_type, (int32_t)m->layers[i].ffn_type};
         h = fnv1a(h, kinds, sizeof kinds);
@@ -218,8 +321,28 @@ static char *describe(const braid_model *m) {
               hp->n_vocab, hp->n_embd, hp->n_ff, hp->n_layer, hp->context_length, (double)hp->rms_eps,
               gguf_type_name(m->embd_type), (unsigned long long)m->gguf->data_bytes, hp->gdn.n_head, hp->gdn.d_k,
               hp->gdn.d_v, hp->gdn.conv_k, hp->gdn.chunk, (long long)m->state_floats * 4);
-    for (int i = 0; i < hp->n_layer; i++) sb_printf(&b, "%s\"GD\"", i ? "," : "");
-    sb_printf(&b, "]}");
+    static const char *const names[] = {"?", "GD", "XM", "TM", "SK"};
+    for (int i = 0; i < hp->n_layer; i++) sb_printf(&b, "%s\"%s\"", i ? "," : "", names[m->layers[i].mixer_type]);
+    sb_printf(&b, "]");
+    if (m->n_of[MIXER_XM])
+        sb_printf(&b, ",\"xlstm\":{\"head_count\":%d,\"head_dim\":%d,\"gate_soft_cap\":%g,\"norm_eps\":%g}",
+                  hp->xm.n_head, hp->xm.head_dim, (double)hp->xm.soft_cap, (double)hp->xm.norm_eps);
+    if (m->n_of[MIXER_TM])
+        sb_printf(&b,
+                  ",\"titans\":{\"head_count\":%d,\"head_dim\":%d,\"memory_dim\":%d,\"persistent_slots\":%d,"
+                  "\"segment_length\":%d,\"theta_max\":%g}",
+                  hp->tm.n_head, hp->tm.head_dim, hp->tm.mem_dim, hp->tm.n_persist, hp->tm.segment,
+                  (double)hp->tm.theta_max);
+    if (m->n_of[MIXER_SK]) sb_printf(&b, ",\"tsp\":{\"sketch_dim\":%d}", hp->sk.sketch_dim);
+    if (hp->n_moe_layers) {
+        sb_printf(&b, ",\"moe\":{\"layers\":[");
+        for (int i = 0, k = 0; i < hp->n_layer; i++)
+            if (m->layers[i].ffn_type == FFN_MOE) sb_printf(&b, "%s%d", k++ ? "," : "", i);
+        sb_printf(&b, "],\"expert_count\":%d,\"expert_used_count\":%d,\"shared_expert_count\":%d,"
+                      "\"feed_forward_length\":%d,\"routed_scaling_factor\":%g}",
+                  hp->moe.n_expert, hp->moe.n_used, hp->moe.n_shared, hp->moe.ff, (double)hp->moe.scale);
+    }
+    sb_printf(&b, ",\"span_gate\":%s}", hp->span_gate ? "true" : "false");
     if (b.oom) {
         free(b.p);
         return NULL;
@@ -229,9 +352,62 @@ static char *describe(const braid_model *m) {
 
 /* ---- load ------------------------------------------------------------------------ */
 
+static int32_t get_f32_ranged(const gguf_file *f, const char *key, float lo, float hi, float *out) {
+    int32_t st = gguf_get_f32(f, key, out);
+    if (st) return st;
+    if (!(*out > lo && *out < hi))
+        return braid_fail(BRAID_ERR_FORMAT, "metadata %s = %g is not in (%g, %g)", key, (double)*out, (double)lo,
+                          (double)hi);
+    return BRAID_OK;
+}
+
+static int32_t width_ok(const char *what, int64_t v) {
+    if (v % BT2_GROUP || v > (1 << 18))
+        return braid_fail(BRAID_ERR_FORMAT, "%s = %lld must be a multiple of %d and at most %d", what, (long long)v,
+                          BT2_GROUP, 1 << 18);
+    return BRAID_OK;
+}
+
+/* Hyper-parameters of the layer families the file uses (docs/format.md); keys
+ * of families it does not use are not required. */
+static int32_t read_family_hparams(const gguf_file *f, model_hparams *hp, const int32_t *n_of) {
+    int32_t st;
+    if (n_of[MIXER_XM]) {
+        mlstm_hparams *x = &hp->xm;
+        if ((st = get_ranged(f, "chimera.xlstm.head_count", 1, 4096, &x->n_head))) return st;
+        if ((st = get_ranged(f, "chimera.xlstm.head_dim", 1, 1024, &x->head_dim))) return st;
+        if ((st = get_f32_ranged(f, "chimera.xlstm.gate_soft_cap", 0.0f, 1e6f, &x->soft_cap))) return st;
+        if ((st = get_f32_ranged(f, "chimera.xlstm.norm_eps", 0.0f, 1.0f, &x->norm_eps))) return st;
+        if ((st = width_ok("xlstm head_count*head_dim", (int64_t)x->n_head * x->head_dim))) return st;
+    }
+    if (n_of[MIXER_TM]) {
+        titans_hparams *t = &hp->tm;
+        if ((st = get_ranged(f, "chimera.titans.head_count", 1, 4096, &t->n_head))) return st;
+        if ((st = get_ranged(f, "chimera.titans.head_dim", 1, 1024, &t->head_dim))) return st;
+        if ((st = get_ranged(f, "chimera.titans.memory_dim", 1, 4096, &t->mem_dim))) return st;
+        if ((st = get_ranged(f, "chimera.titans.persistent_slots", 0, 4096, &t->n_persist))) return st;
+        if ((st = get_ranged(f, "chimera.titans.segment_length", 1, 65536, &t->segment))) return st;
+        if ((st = get_f32_ranged(f, "chimera.titans.theta_max", 0.0f, 1e3f, &t->theta_max))) return st;
+        if ((st = width_ok("titans head_count*head_dim", (int64_t)t->n_head * t->head_dim))) return st;
+    }
+    if (n_of[MIXER_SK] && (st = get_ranged(f, "chimera.tsp.sketch_dim", 1, hp->n_embd, &hp->sk.sketch_dim)))
+        return st;
+    if (hp->n_moe_layers) {
+        moe_hparams *m = &hp->moe;
+        if ((st = get_ranged(f, "chimera.moe.expert_count", 1, 4096, &m->n_expert))) return st;
+        if ((st = get_ranged(f, "chimera.moe.expert_used_count", 1, m->n_expert, &m->n_used))) return st;
+        if ((st = get_ranged(f, "chimera.moe.shared_expert_count", 0, 64, &m->n_shared))) return st;
+        if ((st = get_ranged(f, "chimera.moe.feed_forward_length", 128, 1 << 18, &m->ff))) return st;
+        if ((st = get_f32_ranged(f, "chimera.moe.routed_scaling_factor", 0.0f, 1e6f, &m->scale))) return st;
+        if ((st = width_ok("moe feed_forward_length", m->ff))) return st;
+        if ((st = width_ok("moe shared width", (int64_t)m->n_shared * m->ff))) return st;
+    }
+    return BRAID_OK;
+}
+
 static int32_t load_layers(braid_model *m) {
     const gguf_file *f = m->gguf;
-    const model_hparams *hp = &m->hp;
+    model_hparams *hp = &m->hp;
     int32_t st;
     const gguf_kv *types = gguf_find_kv(f, "chimera.layer_types");
     if (!types) return braid_fail(BRAID_ERR_FORMAT, "missing metadata key 'chimera.layer_types'");
@@ -240,26 +416,71 @@ static int32_t load_layers(braid_model *m) {
     if (types->arr_n != (uint64_t)hp->n_layer)
         return braid_fail(BRAID_ERR_FORMAT, "chimera.layer_types has %llu entries but block_count is %d",
                           (unsigned long long)types->arr_n, hp->n_layer);
-    int64_t state = 0;
+    /* pass 1: kinds */
+    static const char *const names[] = {NULL, "GD", "XM", "TM", "SK"};
     for (int il = 0; il < hp->n_layer; il++) {
         gguf_str ty;
         if ((st = gguf_arr_str(f, types, (uint64_t)il, &ty))) return st;
-        model_layer *L = &m->layers[il];
-        if (gguf_str_eq(ty, "GD")) {
-            if ((st = load_gdn(f, il, hp, &m->gdn[il]))) return st;
-            L->mixer_type = MIXER_GD;
-            L->mixer = &m->gdn[il];
-            L->state_floats = gdn_state_floats(&hp->gdn);
-        } else if (gguf_str_eq(ty, "XM") || gguf_str_eq(ty, "TM") || gguf_str_eq(ty, "SK")) {
-            return braid_fail(BRAID_ERR_UNSUPPORTED, "layer %d has type %.*s, which this build does not implement yet",
-                              il, (int)ty.len, ty.ptr);
-        } else {
+        mixer_kind k = 0;
+        for (int i = MIXER_GD; i <= MIXER_SK; i++)
+            if (gguf_str_eq(ty, names[i])) k = (mixer_kind)i;
+        if (!k)
             return braid_fail(BRAID_ERR_FORMAT, "layer %d has unknown type '%.*s'", il, (int)BRAID_MIN(ty.len, 32),
                               ty.ptr);
+        m->layers[il].mixer_type = k;
+        m->layers[il].ffn_type = FFN_DENSE;
+        m->n_of[k]++;
+    }
+    const gguf_kv *moe = gguf_find_kv(f, "chimera.moe.layers");
+    if (moe) {
+        if (moe->type != GGUF_TYPE_ARRAY)
+            return braid_fail(BRAID_ERR_FORMAT, "chimera.moe.layers must be an array of layer indices");
+        for (uint64_t i = 0; i < moe->arr_n; i++) {
+            int64_t il;
+            if ((st = gguf_arr_int(f, moe, i, &il))) return st;
+            if (il < 0 || il >= hp->n_layer)
+                return braid_fail(BRAID_ERR_FORMAT, "chimera.moe.layers[%llu] = %lld is not a layer index",
+                                  (unsigned long long)i, (long long)il);
+            if (m->layers[il].ffn_type == FFN_MOE)
+                return braid_fail(BRAID_ERR_FORMAT, "chimera.moe.layers lists layer %lld twice", (long long)il);
+            m->layers[il].ffn_type = FFN_MOE;
+            hp->n_moe_layers++;
         }
-        if ((st = load_ffn(f, il, hp, &m->ffn[il]))) return st;
-        L->ffn_type = FFN_DENSE;
-        L->ffn = &m->ffn[il];
+    }
+    if ((st = read_family_hparams(f, hp, m->n_of))) return st;
+    /* pass 2: weights */
+    int64_t state = 0;
+    for (int il = 0; il < hp->n_layer; il++) {
+        model_layer *L = &m->layers[il];
+        switch (L->mixer_type) {
+        case MIXER_GD:
+            if ((st = load_gdn(f, il, hp, &m->gdn[il]))) return st;
+            L->mixer = &m->gdn[il];
+            L->state_floats = gdn_state_floats(&hp->gdn);
+            break;
+        case MIXER_XM:
+            if ((st = load_xm(f, il, hp, &m->xm[il]))) return st;
+            L->mixer = &m->xm[il];
+            L->state_floats = mlstm_state_floats(&hp->xm);
+            break;
+        case MIXER_TM:
+            if ((st = load_tm(f, il, hp, &m->tm[il]))) return st;
+            L->mixer = &m->tm[il];
+            L->state_floats = titans_state_floats(&hp->tm);
+            break;
+        case MIXER_SK:
+            if ((st = load_sk(f, il, hp, &m->sk[il]))) return st;
+            L->mixer = &m->sk[il];
+            L->state_floats = tsp_state_floats(&hp->gdn, &hp->sk);
+            break;
+        }
+        if (L->ffn_type == FFN_MOE) {
+            if ((st = load_moe(f, il, hp, &m->moe[il]))) return st;
+            L->ffn = &m->moe[il];
+        } else {
+            if ((st = load_ffn(f, il, hp, &m->ffn[il]))) return st;
+            L->ffn = &m->ffn[il];
+        }
         const void *p;
         if ((st = want_blk(f, il, "attn_norm.weight", GGML_TYPE_F32, 0, hp->n_embd, &p))) return st;
         L->attn_norm = p;
@@ -299,11 +520,30 @@ static int32_t load(braid_model *m) {
     m->token_embd = p;
     if ((st = want(f, "output_norm.weight", GGML_TYPE_F32, 0, hp->n_embd, &p))) return st;
     m->output_norm = p;
+    if (gguf_find_kv(f, "chimera.span_engine.risk_gate")) {
+        int64_t v;
+        if ((st = gguf_get_int(f, "chimera.span_engine.risk_gate", &v))) return st;
+        if (v != 0 && v != 1)
+            return braid_fail(BRAID_ERR_FORMAT, "metadata chimera.span_engine.risk_gate = %lld is not 0 or 1", (long long)v);
+        m->hp.span_gate = (int32_t)v;
+    }
+    if (hp->span_gate) {
+        if ((st = want(f, "output_risk.weight", GGML_TYPE_F32, 0, hp->n_embd, &p))) return st;
+        m->risk_w = p;
+        if ((st = want(f, "output_gate.weight", GGML_TYPE_F32, hp->n_embd, hp->n_embd + 1, &p))) return st;
+        m->gate_w = p;
+    }
 
-    m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
-    m->gdn = calloc((size_t)hp->n_layer, sizeof *m->gdn);
-    m->ffn = calloc((size_t)hp->n_layer, sizeof *m->ffn);
-    if (!m->layers || !m->gdn || !m->ffn) return braid_fail(BRAID_ERR_NOMEM, "out of memory for the layer table");
+    const size_t L = (size_t)hp->n_layer;
+    m->layers = calloc(L, sizeof *m->layers);
+    m->gdn = calloc(L, sizeof *m->gdn);
+    m->ffn = calloc(L, sizeof *m->ffn);
+    m->xm = calloc(L, sizeof *m->xm);
+    m->tm = calloc(L, sizeof *m->tm);
+    m->sk = calloc(L, sizeof *m->sk);
+    m->moe = calloc(L, sizeof *m->moe);
+    if (!m->layers || !m->gdn || !m->ffn || !m->xm || !m->tm || !m->sk || !m->moe)
+        return braid_fail(BRAID_ERR_NOMEM, "out of memory for the layer table");
     if ((st = load_layers(m))) return st;
     m->fingerprint = fingerprint(m);
     m->describe = describe(m);
@@ -339,6 +579,10 @@ BRAID_API void braid_model_free(braid_model *m) {
     free(m->layers);
     free(m->gdn);
     free(m->ffn);
+    free(m->xm);
+    free(m->tm);
+    free(m->sk);
+    free(m->moe);
     free(m->describe);
     free(m);
 }

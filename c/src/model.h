@@ -15,20 +15,28 @@
 #include "ffn.h"
 #include "gdn.h"
 #include "gguf.h"
+#include "mlstm.h"
+#include "moe.h"
+#include "titans.h"
+#include "tsp.h"
 
 typedef enum {
     MIXER_GD = 1, /* Gated DeltaNet: mixer points to gdn_weights */
+    MIXER_XM = 2, /* xLSTM mLSTM: mlstm_weights */
+    MIXER_TM = 3, /* Titans MAC: titans_weights */
+    MIXER_SK = 4, /* TSP span knot: tsp_weights */
 } mixer_kind;
 
 typedef enum {
     FFN_DENSE = 1, /* SwiGLU: ffn points to ffn_weights */
+    FFN_MOE = 2,   /* mixture of experts: moe_weights */
 } ffn_kind;
 
 typedef struct {
     mixer_kind mixer_type;
-    const void *mixer;      /* gdn_weights * for MIXER_GD */
+    const void *mixer;      /* gdn_weights / mlstm_weights / titans_weights / tsp_weights */
     ffn_kind ffn_type;
-    const void *ffn;        /* ffn_weights * for FFN_DENSE */
+    const void *ffn;        /* ffn_weights * for FFN_DENSE, moe_weights * for FFN_MOE */
     const float *attn_norm; /* [D] pre-mixer RMSNorm */
     const float *ffn_norm;  /* [D] pre-FFN RMSNorm */
     int64_t state_offset;   /* this layer's first float in the context's state array */
@@ -40,6 +48,12 @@ typedef struct {
     int32_t context_length;
     float rms_eps;
     gdn_hparams gdn;
+    mlstm_hparams xm;    /* valid if any layer is XM */
+    titans_hparams tm;   /* valid if any layer is TM */
+    tsp_hparams sk;      /* valid if any layer is SK */
+    moe_hparams moe;     /* valid if any layer is MoE */
+    int32_t n_moe_layers;
+    int32_t span_gate;   /* 1: span-engine risk gate on the final hidden state (§2.13) */
 } model_hparams;
 
 struct braid_model {
@@ -48,9 +62,16 @@ struct braid_model {
     uint32_t embd_type;        /* GGML_TYPE_F32 or GGML_TYPE_F16 */
     const void *token_embd;    /* [V, D] */
     const float *output_norm;  /* [D] */
+    const float *risk_w;       /* [D] span gate w_risk (span_gate only) */
+    const float *gate_w;       /* F32 [D, D+1] span gate W_rg (span_gate only) */
     model_layer *layers;       /* [n_layer] */
     gdn_weights *gdn;          /* [n_layer] storage for MIXER_GD layers */
     ffn_weights *ffn;          /* [n_layer] storage for FFN_DENSE layers */
+    mlstm_weights *xm;         /* [n_layer] storage for MIXER_XM layers */
+    titans_weights *tm;        /* [n_layer] storage for MIXER_TM layers */
+    tsp_weights *sk;           /* [n_layer] storage for MIXER_SK layers */
+    moe_weights *moe;          /* [n_layer] storage for FFN_MOE layers */
+    int32_t n_of[5];           /* layers per mixer kind (index = mixer_kind) */
     int64_t state_floats;      /* recurrent state of all layers */
     uint64_t fingerprint;      /* FNV-1a of the hyper-parameters (state blobs) */
     char *describe;            /* JSON */

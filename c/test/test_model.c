@@ -588,8 +588,8 @@ static void test_load_validation(void) {
     expect_load_fail(x, BRAID_ERR_FORMAT, "blk.0.gdn_conv_v.weight");
     x = c, x.bad_type = "blk.1.gdn_o.weight";
     expect_load_fail(x, BRAID_ERR_FORMAT, "blk.1.gdn_o.weight");
-    x = c, x.layer_type = "XM";
-    expect_load_fail(x, BRAID_ERR_UNSUPPORTED, "XM");
+    x = c, x.layer_type = "XM"; /* an XM layer needs the chimera.xlstm.* keys (and xm_* tensors: test_layers.c) */
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.xlstm.head_count");
     x = c, x.layer_type = "Q?";
     expect_load_fail(x, BRAID_ERR_FORMAT, "unknown type");
     braid_model *m = NULL;

@@ -1,10 +1,14 @@
 /**
  * One generation, as the AsyncGenerator behind LoadedModel.generate: wait for
  * a slot, prefill the prompt (reusing the slot's state when the prompt extends
- * it), then per step: sample → stop ids → streaming detokenize → stop
- * sequences → yield a delta → evaluate the chosen token.
+ * it), then per step: grammar mask + debt ledger (when the request has a
+ * grammar) → sample → stop ids → streaming detokenize → stop sequences →
+ * yield a delta → evaluate the chosen token.
  */
 import { AbortedError, InvalidRequestError } from '../errors.ts';
+import { GrammarError } from '../grammar/ir.ts';
+import { compileConstraint, Matcher } from '../grammar/matcher.ts';
+import { DebtLedger } from '../ledger/ledger.ts';
 import { Sampler, rawLogprobs, type SampledToken } from '../sampler/sampler.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { ChosenLogprob, GenerationEvent, GenerationRequest, Tokenizer, TokenLogprob } from '../types.ts';
@@ -49,6 +53,17 @@ function validate(g: GenerationContext, req: GenerationRequest): void {
   const k = req.topLogprobs;
   if (k !== null && (!Number.isInteger(k) || k < 0 || k > MAX_TOP_LOGPROBS)) {
     throw new InvalidRequestError(`top_logprobs must be an integer in 0..${MAX_TOP_LOGPROBS}`, 'top_logprobs');
+  }
+}
+
+/** The request's grammar compiled for this tokenizer, with its ledger (null: unconstrained). */
+function ledgerFor(tok: Tokenizer, req: GenerationRequest): DebtLedger | null {
+  if (req.grammar === undefined) return null;
+  try {
+    return new DebtLedger(new Matcher(compileConstraint(req.grammar, tok)), tok, req.maxTokens);
+  } catch (e) {
+    if (e instanceof GrammarError) throw new InvalidRequestError(`the grammar cannot be used: ${e.message}`, 'grammar');
+    throw e;
   }
 }
 
@@ -111,6 +126,7 @@ export async function* generate(
 ): AsyncGenerator<GenerationEvent, void, undefined> {
   validate(g, req);
   const { tokenizer: tok, scheduler } = g;
+  const ledger = ledgerFor(tok, req);
   const { signal } = req;
   const wantLogprobs = req.topLogprobs !== null;
   const k = req.topLogprobs ?? 0;
@@ -142,13 +158,15 @@ export async function* generate(
     for (;;) {
       if (signal.aborted) throw new AbortedError();
       if (completionTokens >= req.maxTokens) break; // max_tokens 0: prompt scoring only
-      const s: SampledToken = sampler.sample(logits);
+      const remaining = req.maxTokens - completionTokens;
+      const s: SampledToken = sampler.sample(logits, ledger === null ? undefined : (p) => ledger.constrain(p, remaining));
       sampler.accept(s.id);
       completionTokens++;
       if (tok.stopIds.has(s.id)) {
         finishReason = 'stop';
         break;
       }
+      ledger?.accept(s.id);
       const piece = decoder.push(s.id);
       if (wantLogprobs) {
         const entry = chosen(tok, { id: s.id, logprob: s.logprob!, topLogprobs: s.topLogprobs! });
@@ -189,6 +207,7 @@ export async function* generate(
       timings: { queuedMs: tPrefill - tQueued, prefillMs: tDecode - tPrefill, decodeMs },
     };
     if (promptLp !== undefined) done.promptLogprobs = promptLp;
+    if (ledger !== null) done.ledger = ledger.telemetry();
     yield done;
   } finally {
     lease.release();

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { GgmlType, ggmlTensorBytes, type GgufValue } from '../gguf/types.ts';
 import { writeGguf, type GgufTensorSpec, type TensorChunks } from '../gguf/writer.ts';
 import { readTokenizerSpec, tokenizerMetadata, type TokenizerSpec } from '../tokenizer/spec.ts';
-import { chimeraMetadata, validateChimeraConfig, type ChimeraConfig } from './chimera-config.ts';
+import { chimeraMetadata, isMoeLayer, validateChimeraConfig, type ChimeraConfig } from './chimera-config.ts';
 
 export const DEFAULT_TOKENIZER_PATH = join(
   dirname(fileURLToPath(import.meta.url)),
@@ -40,6 +40,10 @@ type Init =
   | { kind: 'const'; value: number }
   | { kind: 'a_log' }
   | { kind: 'dt_bias' }
+  /** value i is values[i % values.length] */
+  | { kind: 'values'; values: readonly number[] }
+  /** n values evenly spaced from lo to hi (xLSTM's forget-gate bias) */
+  | { kind: 'linspace'; lo: number; hi: number; n: number }
   | { kind: 'ternary'; scale: number };
 
 export interface PlannedTensor {
@@ -50,7 +54,7 @@ export interface PlannedTensor {
   init: Init;
 }
 
-/** The tensor list of docs/format.md for a config, in file order. */
+/** The tensor list of docs/format.md for a config, in file order. Inits: ARCHITECTURES.md. */
 export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): PlannedTensor[] {
   const D = c.embeddingLength;
   const I = c.feedForwardLength;
@@ -62,9 +66,10 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
   const BT2 = GgmlType.BT2;
   const normal: Init = { kind: 'normal', std: initializerRange };
   const ones: Init = { kind: 'const', value: 1 };
+  const zeros: Init = { kind: 'const', value: 0 };
   const ternary: Init = { kind: 'ternary', scale: initializerRange * Math.sqrt(2 / Math.PI) };
   const conv: Init = { kind: 'uniform', lo: -0.5, hi: 0.5 };
-  // Shapes below are [rows, cols] as in docs/format.md; dims reverse them.
+  // Shapes below are [rows, cols] (or [n, rows, cols]) as in docs/format.md; dims reverse them.
   const t = (name: string, type: number, shape: number[], init: Init): PlannedTensor => ({
     name,
     type,
@@ -75,28 +80,113 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
     t('token_embd.weight', F32, [c.vocabSize, D], normal),
     t('output_norm.weight', F32, [D], ones),
   ];
-  c.layerTypes.forEach((_type, n) => {
+  if (c.spanGate) {
+    // §2.13: h ⊙ σ(W_rg [h ; σ(w_risk·h)]); N(0, initializer_range) like every reference Linear.
+    plan.push(t('output_risk.weight', F32, [D], normal), t('output_gate.weight', F32, [D, D + 1], normal));
+  }
+  const gdn = (b: string): PlannedTensor[] => [
+    t(`${b}gdn_q.weight`, BT2, [HK, D], ternary),
+    t(`${b}gdn_k.weight`, BT2, [HK, D], ternary),
+    t(`${b}gdn_v.weight`, BT2, [HV, D], ternary),
+    t(`${b}gdn_g.weight`, BT2, [HV, D], ternary),
+    t(`${b}gdn_o.weight`, BT2, [D, HV], ternary),
+    t(`${b}gdn_a.weight`, F32, [H, D], normal),
+    t(`${b}gdn_b.weight`, F32, [H, D], normal),
+    t(`${b}gdn_a_log`, F32, [H], { kind: 'a_log' }),
+    t(`${b}gdn_dt_bias`, F32, [H], { kind: 'dt_bias' }),
+    t(`${b}gdn_conv_q.weight`, F32, [HK, K], conv),
+    t(`${b}gdn_conv_k.weight`, F32, [HK, K], conv),
+    t(`${b}gdn_conv_v.weight`, F32, [HV, K], conv),
+    t(`${b}gdn_o_norm.weight`, F32, [c.valueDim], ones),
+  ];
+  c.layerTypes.forEach((type, n) => {
     const b = `blk.${n}.`;
-    plan.push(
-      t(`${b}attn_norm.weight`, F32, [D], ones),
-      t(`${b}gdn_q.weight`, BT2, [HK, D], ternary),
-      t(`${b}gdn_k.weight`, BT2, [HK, D], ternary),
-      t(`${b}gdn_v.weight`, BT2, [HV, D], ternary),
-      t(`${b}gdn_g.weight`, BT2, [HV, D], ternary),
-      t(`${b}gdn_o.weight`, BT2, [D, HV], ternary),
-      t(`${b}gdn_a.weight`, F32, [H, D], normal),
-      t(`${b}gdn_b.weight`, F32, [H, D], normal),
-      t(`${b}gdn_a_log`, F32, [H], { kind: 'a_log' }),
-      t(`${b}gdn_dt_bias`, F32, [H], { kind: 'dt_bias' }),
-      t(`${b}gdn_conv_q.weight`, F32, [HK, K], conv),
-      t(`${b}gdn_conv_k.weight`, F32, [HK, K], conv),
-      t(`${b}gdn_conv_v.weight`, F32, [HV, K], conv),
-      t(`${b}gdn_o_norm.weight`, F32, [c.valueDim], ones),
-      t(`${b}ffn_norm.weight`, F32, [D], ones),
-      t(`${b}ffn_gate.weight`, BT2, [I, D], ternary),
-      t(`${b}ffn_up.weight`, BT2, [I, D], ternary),
-      t(`${b}ffn_down.weight`, BT2, [D, I], ternary),
-    );
+    plan.push(t(`${b}attn_norm.weight`, F32, [D], ones));
+    if (type === 'GD') plan.push(...gdn(b));
+    if (type === 'XM' && c.xlstm) {
+      // §2.6: xLSTM's gate-bias init (b_i = −10, b_f = linspace(3, 6, H)), not FULL's reset to 0.
+      const x = c.xlstm;
+      const XH = x.headCount * x.headDim;
+      plan.push(
+        t(`${b}xm_q.weight`, BT2, [XH, D], ternary),
+        t(`${b}xm_k.weight`, BT2, [XH, D], ternary),
+        t(`${b}xm_v.weight`, BT2, [XH, D], ternary),
+        t(`${b}xm_og.weight`, BT2, [XH, D], ternary),
+        t(`${b}xm_o.weight`, BT2, [D, XH], ternary),
+        t(`${b}xm_i.weight`, F32, [x.headCount, D], normal),
+        t(`${b}xm_f.weight`, F32, [x.headCount, D], normal),
+        t(`${b}xm_i.bias`, F32, [x.headCount], { kind: 'const', value: -10 }),
+        t(`${b}xm_f.bias`, F32, [x.headCount], { kind: 'linspace', lo: 3, hi: 6, n: x.headCount }),
+        t(`${b}xm_norm.weight`, F32, [x.headDim], ones),
+        t(`${b}xm_norm.bias`, F32, [x.headDim], zeros),
+      );
+    }
+    if (type === 'TM' && c.titans) {
+      // §2.8-P recommended inits: gate biases b_α = −4, b_η = +2, b_θ = 0; P_k, P_v N(0, 0.02);
+      // W1⁰, W2⁰ Xavier-uniform.
+      const m = c.titans;
+      const TH = m.headCount * m.headDim;
+      const xavier = Math.sqrt(6 / (m.memoryDim + m.headDim));
+      plan.push(
+        t(`${b}tm_q.weight`, BT2, [TH, D], ternary),
+        t(`${b}tm_k.weight`, BT2, [TH, D], ternary),
+        t(`${b}tm_v.weight`, BT2, [TH, D], ternary),
+        t(`${b}tm_o.weight`, BT2, [D, TH], ternary),
+        t(`${b}tm_km.weight`, BT2, [TH, TH], ternary),
+        t(`${b}tm_vm.weight`, BT2, [TH, TH], ternary),
+        t(`${b}tm_alpha.weight`, F32, [m.headCount, D], normal),
+        t(`${b}tm_eta.weight`, F32, [m.headCount, D], normal),
+        t(`${b}tm_theta.weight`, F32, [m.headCount, D], normal),
+        t(`${b}tm_alpha.bias`, F32, [m.headCount], { kind: 'const', value: -4 }),
+        t(`${b}tm_eta.bias`, F32, [m.headCount], { kind: 'const', value: 2 }),
+        t(`${b}tm_theta.bias`, F32, [m.headCount], zeros),
+        t(`${b}tm_persist_k`, F32, [m.headCount, m.persistentSlots, m.headDim], normal),
+        t(`${b}tm_persist_v`, F32, [m.headCount, m.persistentSlots, m.headDim], normal),
+        t(`${b}tm_mem_w1`, F32, [m.headCount, m.memoryDim, m.headDim], { kind: 'uniform', lo: -xavier, hi: xavier }),
+        t(`${b}tm_mem_w2`, F32, [m.headCount, m.headDim, m.memoryDim], { kind: 'uniform', lo: -xavier, hi: xavier }),
+      );
+    }
+    if (type === 'SK' && c.tsp) {
+      // §2.9: inner GDN (same names as GD), encoders and energy heads N(0, initializer_range),
+      // energy weights λ = [1, 0.3, 0.2, 0.4, 0.3].
+      const S = c.tsp.sketchDim;
+      plan.push(
+        ...gdn(b),
+        t(`${b}sk_sketch.weight`, F32, [S, D], normal),
+        t(`${b}sk_role.weight`, F32, [S, D], normal),
+        t(`${b}sk_filler.weight`, F32, [S, D], normal),
+        t(`${b}sk_energy.weight`, F32, [5, D], normal),
+        t(`${b}sk_energy_lambda`, F32, [5], { kind: 'values', values: [1.0, 0.3, 0.2, 0.4, 0.3] }),
+      );
+    }
+    plan.push(t(`${b}ffn_norm.weight`, F32, [D], ones));
+    const moe = c.moe;
+    if (moe && isMoeLayer(c, n)) {
+      // §2.10: router N(0, D^-1/2) as FULL's raw Parameter; selection bias 0 (moved by the trainer's load rule).
+      const E = moe.expertCount;
+      const Ie = moe.feedForwardLength;
+      const Ish = moe.sharedExpertCount * Ie;
+      plan.push(
+        t(`${b}ffn_gate_inp.weight`, F32, [E, D], { kind: 'normal', std: 1 / Math.sqrt(D) }),
+        t(`${b}exp_probs_b.bias`, F32, [E], zeros),
+        t(`${b}ffn_gate_exps.weight`, BT2, [E, Ie, D], ternary),
+        t(`${b}ffn_up_exps.weight`, BT2, [E, Ie, D], ternary),
+        t(`${b}ffn_down_exps.weight`, BT2, [E, D, Ie], ternary),
+      );
+      if (Ish > 0) {
+        plan.push(
+          t(`${b}ffn_gate_shexp.weight`, BT2, [Ish, D], ternary),
+          t(`${b}ffn_up_shexp.weight`, BT2, [Ish, D], ternary),
+          t(`${b}ffn_down_shexp.weight`, BT2, [D, Ish], ternary),
+        );
+      }
+    } else {
+      plan.push(
+        t(`${b}ffn_gate.weight`, BT2, [I, D], ternary),
+        t(`${b}ffn_up.weight`, BT2, [I, D], ternary),
+        t(`${b}ffn_down.weight`, BT2, [D, I], ternary),
+      );
+    }
   });
   return plan;
 }
@@ -184,13 +274,25 @@ function tensorData(p: PlannedTensor, seed: number, table: Uint8Array): () => Te
     const init = p.init;
     if (init.kind === 'ternary') return ternaryChunks(p, next, table, init.scale);
     const count = p.dims.reduce((a, b) => a * b, 1);
+    if (init.kind === 'values' || init.kind === 'linspace') {
+      const v = new Float32Array(count);
+      for (let i = 0; i < count; i++) {
+        v[i] =
+          init.kind === 'values'
+            ? (init.values[i % init.values.length] ?? 0)
+            : init.n > 1
+              ? init.lo + ((init.hi - init.lo) * i) / (init.n - 1)
+              : init.lo;
+      }
+      return [new Uint8Array(v.buffer)][Symbol.iterator]();
+    }
     return floatChunks(count, (out) => {
       for (let i = 0; i < out.length; i++) out[i] = sample(init, next);
     });
   };
 }
 
-function sample(init: Exclude<Init, { kind: 'ternary' }>, next: () => number): number {
+function sample(init: Exclude<Init, { kind: 'ternary' | 'values' | 'linspace' }>, next: () => number): number {
   switch (init.kind) {
     case 'const':
       return init.value;
@@ -210,21 +312,24 @@ function sample(init: Exclude<Init, { kind: 'ternary' }>, next: () => number): n
   }
 }
 
+/** A BT2 tensor [rows, cols], or [n, rows, cols] stored as n consecutive BT2 matrices (qs then scales each). */
 function* ternaryChunks(p: PlannedTensor, next: () => number, table: Uint8Array, scale: number): Generator<Uint8Array> {
-  const [cols, rows] = p.dims as [number, number];
-  let qs = rows * (cols / 4); // even: cols is a multiple of 128
-  while (qs > 0) {
-    const n = Math.min(4 * CHUNK_VALUES, qs);
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i += 2) {
-      const r = next();
-      out[i] = table[r & 0xffff]!;
-      out[i + 1] = table[r >>> 16]!;
+  const [cols, rows, stack = 1] = p.dims as [number, number, number?];
+  for (let m = 0; m < stack; m++) {
+    let qs = rows * (cols / 4); // even: cols is a multiple of 128
+    while (qs > 0) {
+      const n = Math.min(4 * CHUNK_VALUES, qs);
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i += 2) {
+        const r = next();
+        out[i] = table[r & 0xffff]!;
+        out[i + 1] = table[r >>> 16]!;
+      }
+      qs -= n;
+      yield out;
     }
-    qs -= n;
-    yield out;
+    yield* floatChunks(rows * (cols / 128), (out) => out.fill(scale));
   }
-  yield* floatChunks(rows * (cols / 128), (out) => out.fill(scale));
 }
 
 /**

@@ -38,10 +38,15 @@ export class Sampler {
     this.rng = new Prng(opts.seed ?? randomSeed());
   }
 
-  /** Chooses the next token from the model's logits (not modified). */
-  sample(logits: Float32Array): SampledToken {
+  /**
+   * Chooses the next token from the model's logits (not modified). `constrain`
+   * (grammar mask, debt-ledger pressure) runs first on the working copy,
+   * before penalties and logit_bias.
+   */
+  sample(logits: Float32Array, constrain?: (processed: Float32Array) => void): SampledToken {
     const o = this.opts;
     const processed = Float32Array.from(logits);
+    constrain?.(processed);
     applyRepetitionPenalty(processed, this.history.recentIds(), o.repetitionPenalty);
     applyPresenceFrequency(processed, this.history.generatedCounts, o.presencePenalty, o.frequencyPenalty);
     applyLogitBias(processed, o.logitBias);

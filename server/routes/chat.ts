@@ -16,6 +16,9 @@ import {
 } from '../generation.ts';
 import { responseId, systemFingerprint, unixSeconds } from '../ids.ts';
 import { chatLogprobs, type ChatLogprobs } from '../logprobs.ts';
+import { outputGrammar, toolMode, type ToolMode } from '../constraints.ts';
+import { parseToolCalls } from '../../engine/grammar/tool-calls.ts';
+import { newCallId, ToolCallStream, type ChatToolCall, type ToolCallDelta } from '../tool-call-stream.ts';
 import { chatPromptTokens, resolveMaxTokens } from '../prompt.ts';
 import { chatRequestSchema, type ChatRequest } from '../schemas.ts';
 import { sseResponse } from '../sse.ts';
@@ -34,12 +37,33 @@ const usage = (prompt: number, completion: number): Usage => ({
   total_tokens: prompt + completion,
 });
 
+type ChatFinishReason = FinishReason | 'tool_calls';
+
+/** Tool calls parsed out of a finished answer (null: the answer is text). */
+function toolCallsOf(text: string, tools: ToolMode | null): ChatToolCall[] | null {
+  if (tools === null) return null;
+  const calls = parseToolCalls(text);
+  return calls === null ? null : calls.map((c) => ({ id: newCallId(), type: 'function', function: c }));
+}
+
+const finishOf = (reason: FinishReason, hasCalls: boolean): ChatFinishReason => (hasCalls && reason === 'stop' ? 'tool_calls' : reason);
+
 /** The per-choice engine request; everything but the seed is shared by the n choices. */
-function requestFactory(model: LoadedModel, body: ChatRequest, signal: AbortSignal): (choice: number) => GenerationRequest {
+function requestFactory(
+  model: LoadedModel,
+  body: ChatRequest,
+  signal: AbortSignal,
+  tools: ToolMode | null,
+): (choice: number) => GenerationRequest {
   if (body.top_logprobs !== null && body.top_logprobs !== undefined && body.logprobs !== true) {
     throw invalidRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs');
   }
-  const promptTokens = chatPromptTokens(model, body.messages);
+  const output = outputGrammar(body);
+  if (tools !== null && output !== undefined) {
+    throw invalidRequest("'tools' cannot be combined with response_format, grammar_mode or grammar; set tool_choice to 'none' to constrain a text answer.", 'tools', 'unsupported_parameter');
+  }
+  const grammar = tools?.grammar ?? output;
+  const promptTokens = chatPromptTokens(model, body.messages, true, tools === null ? null : (body.tools ?? null));
   const requested = body.max_completion_tokens ?? body.max_tokens;
   const param = body.max_completion_tokens !== null && body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
   const maxTokens = resolveMaxTokens(requested, null, promptTokens.length, model.info.contextLength, param);
@@ -55,6 +79,7 @@ function requestFactory(model: LoadedModel, body: ChatRequest, signal: AbortSign
     topLogprobs,
     promptLogprobs: false,
     signal,
+    ...(grammar === undefined ? {} : { grammar }),
   });
 }
 
@@ -64,7 +89,8 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
     const model = resolveModel(engine, body.model);
     const includeUsage = checkStreamOptions(body);
     const abort = requestAbort(c);
-    const requestFor = requestFactory(model, body, abort.signal);
+    const tools = toolMode(body.tools, body.tool_choice, body.parallel_tool_calls);
+    const requestFor = requestFactory(model, body, abort.signal, tools);
     const n = body.n ?? 1;
     const wantLogprobs = body.logprobs === true;
     const id = responseId('chatcmpl');
@@ -86,18 +112,22 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
         const r = await collect(model, requestFor(i));
         promptTokens = r.promptTokens; // the same prompt for every choice: counted once
         completionTokens += r.completionTokens;
+        const calls = toolCallsOf(r.text, tools);
         choices.push({
           index: i,
-          message: { role: 'assistant' as const, content: r.text, refusal: null },
+          message:
+            calls === null
+              ? { role: 'assistant' as const, content: r.text, refusal: null }
+              : { role: 'assistant' as const, content: null, refusal: null, tool_calls: calls },
           logprobs: wantLogprobs ? chatLogprobs(r.logprobs) : null,
-          finish_reason: r.finishReason,
+          finish_reason: finishOf(r.finishReason, calls !== null),
         });
       }
       return c.json({ ...head('chat.completion'), choices, usage: usage(promptTokens, completionTokens) });
     }
 
     const chunk = (
-      choices: { index: number; delta: Record<string, string>; logprobs: ChatLogprobs | null; finish_reason: FinishReason | null }[],
+      choices: { index: number; delta: Record<string, unknown>; logprobs: ChatLogprobs | null; finish_reason: ChatFinishReason | null }[],
       extra: { usage?: Usage | null } = {},
     ) => ({ ...head('chat.completion.chunk'), choices, ...(includeUsage ? { usage: null } : {}), ...extra });
 
@@ -108,17 +138,22 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
       let completionTokens = 0;
       for (let i = 0; i < n; i++) {
         const gen: StartedGeneration = i === 0 ? first : await startGeneration(model, requestFor(i));
+        const calls = new ToolCallStream(tools !== null, tools?.forced ?? false);
         try {
           await send(chunk([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+          const out = async (r: { content: string; deltas: ToolCallDelta[] }, logprobs: ChatLogprobs | null) => {
+            if (r.content !== '' || logprobs !== null) await send(chunk([{ index: i, delta: { content: r.content }, logprobs, finish_reason: null }]));
+            for (const d of r.deltas) await send(chunk([{ index: i, delta: { tool_calls: [d] }, logprobs: null, finish_reason: null }]));
+          };
           for await (const event of gen.events) {
             if (event.kind === 'delta') {
               if (event.text === '' && event.logprobs.length === 0) continue;
-              const logprobs = wantLogprobs ? chatLogprobs(event.logprobs) : null;
-              await send(chunk([{ index: i, delta: { content: event.text }, logprobs, finish_reason: null }]));
+              await out(calls.push(event.text), wantLogprobs ? chatLogprobs(event.logprobs) : null);
             } else {
               promptTokens = event.promptTokens;
               completionTokens += event.completionTokens;
-              await send(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: event.finishReason }]));
+              await out(calls.finish(), null);
+              await send(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: finishOf(event.finishReason, calls.calls.length > 0) }]));
             }
           }
         } finally {

@@ -6,6 +6,7 @@
  */
 import { Hono } from 'hono';
 import type { ChosenLogprob, FinishReason, GenerationRequest, LoadedModel } from '../../engine/types.ts';
+import { outputGrammar } from '../constraints.ts';
 import { invalidRequest } from '../errors.ts';
 import { checkStreamOptions, collect, requestAbort, samplingOptions, startGeneration, stopSequences } from '../generation.ts';
 import { responseId, systemFingerprint, unixSeconds } from '../ids.ts';
@@ -83,6 +84,7 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
       resolveMaxTokens(body.max_tokens, DEFAULT_MAX_TOKENS, p.tokens.length, model.info.contextLength, 'max_tokens'),
     );
     samplingOptions(body, 0, model.tokenizer); // validates logit_bias before any work
+    const grammar = outputGrammar(body);
     const abort = requestAbort(c);
     const requestFor = (p: number, i: number): GenerationRequest => ({
       promptTokens: prompts[p]!.tokens,
@@ -92,6 +94,7 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
       topLogprobs,
       promptLogprobs: echo && topLogprobs !== null,
       signal: abort.signal,
+      ...(grammar === undefined ? {} : { grammar }),
     });
     const head = {
       id: responseId('cmpl'),

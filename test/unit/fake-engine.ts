@@ -6,8 +6,14 @@
  * sequences held back until they can no longer match, logprobs, prompt
  * logprobs, abort within one step, and stats. The "model" writes a fixed
  * script or a seed-dependent slice of a pangram text, one byte per token.
+ * Its embeddings are the mean over positions of a per-(position, token)
+ * pseudo-random vector, so equal inputs give equal vectors and different
+ * inputs different ones.
  */
-import { AbortedError, QueueFullError } from '../../engine/errors.ts';
+import { AbortedError, InvalidRequestError, QueueFullError } from '../../engine/errors.ts';
+import { compileConstraint, Matcher } from '../../engine/grammar/matcher.ts';
+import { DebtLedger } from '../../engine/ledger/ledger.ts';
+import { argmax } from '../../engine/sampler/truncate.ts';
 import type {
   ChatMessage,
   ChosenLogprob,
@@ -107,6 +113,8 @@ export class FakeEngine implements Engine {
   readonly tokenizer = new FakeTokenizer();
   /** Every request the engine received, for asserting what the server passed. */
   readonly requests: GenerationRequest[] = [];
+  /** Every token list embed() received. */
+  readonly embedRequests: number[][] = [];
   private readonly loaded: LoadedModel[];
   private readonly slots: number;
   private readonly maxQueue: number;
@@ -181,8 +189,28 @@ export class FakeEngine implements Engine {
         messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') +
         (o.addGenerationPrompt ? '<|im_start|>assistant\n' : ''),
       generate: (req: GenerationRequest) => this.generate(req),
-      embed: () => Promise.reject(new Error('FakeEngine does not implement embed')),
+      embed: (tokens: number[], signal: AbortSignal) => this.embed(info, tokens, signal),
     };
+  }
+
+  private async embed(info: ModelInfo, tokens: number[], signal: AbortSignal): Promise<Float32Array> {
+    if (tokens.length === 0) throw new InvalidRequestError('the input is empty', 'input');
+    if (tokens.length > info.contextLength) {
+      throw new InvalidRequestError(`the input has ${tokens.length} tokens (context ${info.contextLength})`, 'input', 'context_length_exceeded');
+    }
+    this.embedRequests.push([...tokens]);
+    await this.acquire(signal);
+    try {
+      await nextTick();
+      if (signal.aborted) throw new AbortedError();
+      const acc = new Float64Array(info.nEmbd);
+      for (const [t, id] of tokens.entries()) {
+        for (let c = 0; c < acc.length; c++) acc[c] = acc[c]! + (hash([t, id, c]) / 2 ** 32 - 0.5);
+      }
+      return Float32Array.from(acc, (x) => x / tokens.length);
+    } finally {
+      this.release();
+    }
   }
 
   private async acquire(signal: AbortSignal): Promise<void> {
@@ -213,6 +241,32 @@ export class FakeEngine implements Engine {
 
   /** The token ids the model "writes": a script ends with EOS, the default text runs to maxTokens. */
   private output(req: GenerationRequest): number[] {
+    if (req.grammar !== undefined) return this.constrained(req, this.unconstrained(req));
+    return this.unconstrained(req);
+  }
+
+  /**
+   * Under a grammar the "model" prefers its own next byte, but the real
+   * grammar engine and debt ledger decide what is allowed (greedy choice).
+   */
+  private constrained(req: GenerationRequest, wanted: number[]): number[] {
+    const ledger = new DebtLedger(new Matcher(compileConstraint(req.grammar!, this.tokenizer)), this.tokenizer, req.maxTokens);
+    const out: number[] = [];
+    const logits = new Float32Array(this.tokenizer.vocabSize);
+    for (let i = 0; i < req.maxTokens; i++) {
+      logits.fill(0);
+      const want = wanted[i];
+      if (want !== undefined) logits[want] = 10;
+      ledger.constrain(logits, req.maxTokens - i);
+      const id = argmax(logits);
+      out.push(id);
+      if (this.tokenizer.stopIds.has(id)) break;
+      ledger.accept(id);
+    }
+    return out;
+  }
+
+  private unconstrained(req: GenerationRequest): number[] {
     if (this.opts.script !== undefined) return [...utf8.encode(this.opts.script(req)), EOS];
     const s = req.sampling;
     const seed = s.temperature === 0 ? 0 : (s.seed ?? Math.floor(Math.random() * 2 ** 31));

@@ -1,0 +1,392 @@
+/*
+ * test_layers.c — the Chimera layer types beyond GD (XM §2.6, TM §2.8-P,
+ * SK §2.9, MoE §2.10, span-engine risk gate §2.13) on small random GGUF files
+ * (writer and double-precision reference in layers_ref.h):
+ *  - per-head math: mLSTM recurrence == parallel form; Titans token recurrence ==
+ *    closed-form segment update; MoE routing rules
+ *  - a naive double-precision forward written from ARCHITECTURES.md for every
+ *    layer type (1-layer models, one per type, and a model with all of them)
+ *    vs the library, on every ISA this CPU has
+ *  - on the mixed model: prefill == token-by-token decode and prefix +
+ *    continuation == one prefill, bit for bit; 1 vs 2 threads; state
+ *    save/restore/copy continue bit-identically
+ *  - load validation of the new metadata keys and tensors
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../include/braid.h"
+#include "../src/kernels.h"
+#include "../src/mlstm.h"
+#include "../src/moe.h"
+#include "../src/titans.h"
+#include "gguf_writer.h"
+#include "harness.h"
+#include "layers_ref.h"
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+static char g_dir[256];
+static const char *tmp_path(const char *name) {
+    static char buf[4][400];
+    static int i = 0;
+    i = (i + 1) % 4;
+    snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, name);
+    return buf[i];
+}
+
+static braid_model *load_ok(const char *path) {
+    braid_model *m = NULL;
+    int32_t st = braid_model_load(path, &m);
+    CHECK(st == BRAID_OK && m, "load %s: %d %s", path, st, braid_last_error());
+    return m;
+}
+
+/* ---- per-head math --------------------------------------------------------------------- */
+
+static void test_mlstm_math(void) {
+    enum { T = 41, d = 16 };
+    float q[T * d], k[T * d], v[T * d], ig[T], lf[T], hp[T * d], hr[T * d], C[d * d] = {0}, n[d] = {0}, m = 0, F[T];
+    for (int i = 0; i < T * d; i++) q[i] = rng_normal() / 4.0f, k[i] = rng_normal(), v[i] = rng_normal();
+    for (int t = 0; t < T; t++) {
+        ig[t] = 15.0f * tanhf(rng_normal() * 6.0f / 15.0f); /* wide input gates: the stabiliser matters */
+        lf[t] = -log1pf(expf(-(3.0f + rng_normal())));
+    }
+    lf[20] = -30.0f; /* a near-total forget */
+    for (int t = 0; t < T; t++) mlstm_step(hr + t * d, C, n, &m, t == 0, q + t * d, k + t * d, v + t * d, ig[t], lf[t], d);
+    mlstm_parallel(hp, d, q, k, v, d, ig, lf, 1, T, d, F);
+    double e = max_rel_err(hr, hp, T * d), scale = 0;
+    for (int i = 0; i < T * d; i++) scale = fmax(scale, fabs(hp[i]));
+    printf("mlstm: recurrence vs parallel form, T=%d d=%d: max rel err %.3g (max |h| %.3g)\n", T, d, e, scale);
+    CHECK(e < 1e-4 && scale > 0.1, "mLSTM recurrence != parallel form (%g)", e);
+}
+
+static void test_titans_math(void) {
+    enum { n = 13, P = 37 };
+    float M[P], S[P], Mr[P], Sr[P], g[n * P], al[n], et[n], th[n];
+    for (int p = 0; p < P; p++) M[p] = Mr[p] = rng_normal(), S[p] = Sr[p] = 0.3f * rng_normal();
+    for (int i = 0; i < n; i++) {
+        al[i] = rng_uniform(0.0f, 0.3f), et[i] = rng_uniform(0.5f, 1.0f), th[i] = rng_uniform(0.0f, 0.1f);
+        for (int p = 0; p < P; p++) g[i * P + p] = rng_normal();
+    }
+    for (int i = 0; i < n; i++) /* the token recurrence (titans.c decode path) */
+        for (int p = 0; p < P; p++) {
+            Sr[p] = et[i] * Sr[p] - th[i] * g[i * P + p];
+            Mr[p] = (1.0f - al[i]) * Mr[p] + Sr[p];
+        }
+    titans_segment_closed(M, S, g, al, et, th, n, P);
+    double eM = max_rel_err(M, Mr, P), eS = max_rel_err(S, Sr, P);
+    printf("titans: closed-form segment update vs token recurrence, n=%d: max rel err M %.3g S %.3g\n", n, eM, eS);
+    CHECK(eM < 1e-5 && eS < 1e-5, "Titans closed form != recurrence (M %g, S %g)", eM, eS);
+}
+
+static void test_moe_route(void) {
+    moe_hparams hp = {.n_expert = 6, .n_used = 3, .n_shared = 1, .ff = 128, .scale = 2.0f};
+    float s[6] = {0.9f, 0.1f, 0.5f, 0.5f, 0.8f, 0.2f}, b[6] = {0}, w[3];
+    int32_t sel[3];
+    moe_route(sel, w, s, b, &hp);
+    CHECK(sel[0] == 0 && sel[1] == 2 && sel[2] == 4, "top-3 ascending with a tie to the lower id: %d %d %d", sel[0],
+          sel[1], sel[2]);
+    CHECK(fabsf(w[0] + w[1] + w[2] - 2.0f) < 1e-6f && fabsf(w[0] - 0.9f / 2.2f * 2.0f) < 1e-6f, "weights %g %g %g",
+          w[0], w[1], w[2]);
+    b[1] = 1.0f; /* the bias changes the selection but not the weights' source */
+    moe_route(sel, w, s, b, &hp);
+    CHECK(sel[0] == 0 && sel[1] == 1 && sel[2] == 4, "biased selection: %d %d %d", sel[0], sel[1], sel[2]);
+    CHECK(fabsf(w[1] - 0.1f / 1.8f * 2.0f) < 1e-6f, "weight of the biased pick comes from the unbiased score: %g", w[1]);
+}
+
+/* ---- models ------------------------------------------------------------------------------ */
+
+static lcfg base_cfg(void) {
+    lcfg c = {.L = 1, .D = 128, .I = 256, .V = 200, .H = 2, .dk = 64, .dv = 64, .K = 4, .xH = 2, .xd = 64,
+              .tH = 2, .td = 64, .tdm = 48, .tNp = 4, .tCs = 8, .tmax = 0.5f, .Ds = 32,
+              .E = 4, .Ek = 2, .Esh = 1, .Eff = 128};
+    c.types[0] = "GD";
+    return c;
+}
+
+static lcfg mixed_cfg(void) {
+    lcfg c = base_cfg();
+    c.L = 5;
+    /* SK last: its sketch signs are the most rounding-sensitive part (test_reference),
+     * and with no recurrent layer after it a flipped sign stays within two tokens */
+    const char *t[5] = {"GD", "XM", "TM", "GD", "SK"};
+    memcpy(c.types, t, sizeof t);
+    c.n_moe = 2, c.moe[0] = 2, c.moe[1] = 4;
+    c.span = 1;
+    return c;
+}
+
+/* Tolerance 1e-3 (relative to max(1, |logit|)) per token row, NP prompts, none beyond 0.5.
+ * Float and double can land on opposite sides of an int8 rounding boundary (§2.2),
+ * of a sign() in the SK sketch (an int8 flip inside the GDN that moves a GD-only
+ * model by ~1e-5 can flip a sketch sign) or of a MoE top-k near-tie. One such event
+ * moves one token's logits by ~0.03-0.1 and, through a recurrent state or the Titans
+ * segment attention, some tokens after it; a wrong formula moves every token of every
+ * prompt. So: 1-layer models (min_clean = 0) may have at most 10% of rows beyond the
+ * tolerance; deeper models (more layers, more boundaries per prompt) need at least
+ * min_clean prompts entirely within it. */
+static void test_reference(lcfg c, const char *name, int T, int NP, int min_clean) {
+    const char *path = tmp_path(name);
+    make_model(path, c);
+    braid_model *m = load_ok(path);
+    if (!m) return;
+    braid_context *ctx = NULL;
+    CHECK(braid_context_new(m, 64, &ctx) == BRAID_OK, "context_new");
+    const int V = c.V;
+    float *lib = malloc(sizeof(float) * (size_t)(T * V)), *reff = malloc(sizeof(float) * (size_t)(T * V));
+    double *ref = malloc(sizeof(double) * (size_t)(T * V)), scale = 0, worst = 0, typical = 0;
+    int32_t tok[64];
+    int off = 0, clean = 0;
+    for (int p = 0; p < NP; p++) {
+        for (int i = 0; i < T; i++) tok[i] = (int32_t)(rng_u64() % (uint64_t)V);
+        braid_context_reset(ctx);
+        CHECK(braid_context_eval(ctx, tok, T, 1, lib) == BRAID_OK, "eval: %s", braid_last_error());
+        ref_forward(ref, &c, tok, T);
+        for (int i = 0; i < T * V; i++) reff[i] = (float)ref[i], scale = fmax(scale, fabs(ref[i]));
+        int off_p = 0;
+        for (int t = 0; t < T; t++) {
+            double e = max_rel_err(lib + t * V, reff + t * V, V);
+            if (e < 1e-3) {
+                typical = fmax(typical, e);
+            } else {
+                off_p++;
+            }
+            if (!(e <= worst)) worst = e;
+        }
+        off += off_p;
+        clean += off_p == 0;
+    }
+    printf("reference %s (isa %d): %d prompts x %d tokens: rows within 1e-3 agree to %.3g; %d rows beyond "
+           "(worst %.3g); %d prompts entirely within; max |logit| %.3g\n",
+           name, braid_isa_get(), NP, T, typical, off, worst, clean, scale);
+    CHECK(scale > 1.0, "%s: reference logits are suspiciously small (%g)", name, scale);
+    CHECK(worst < 0.5, "%s: library vs naive double reference: worst row %g", name, worst);
+    if (min_clean)
+        CHECK(clean >= min_clean, "%s: only %d of %d prompts agree with the reference within 1e-3", name, clean, NP);
+    else
+        CHECK(off * 10 <= NP * T, "%s: %d of %d rows beyond 1e-3 of the reference", name, off, NP * T);
+    braid_context_free(ctx);
+    braid_model_free(m);
+    free(lib), free(reff), free(ref);
+    unlink(path);
+}
+
+static void test_context(lcfg c, const char *name) {
+    const char *path = tmp_path(name);
+    make_model(path, c);
+    braid_model *m = load_ok(path);
+    if (!m) return;
+    const char *desc = braid_model_describe(m);
+    CHECK(strstr(desc, "\"layer_types\":[\"GD\",\"XM\",\"TM\",\"GD\",\"SK\"]") && strstr(desc, "\"moe\":{\"layers\":[2,4]") &&
+              strstr(desc, "\"span_gate\":true") && strstr(desc, "\"titans\":{"),
+          "describe: %s", desc);
+    enum { T = 29, MB = 64 }; /* T crosses three Titans segments (C_s = 8) */
+    const int V = c.V;
+    braid_context *ctx = NULL, *ctx2 = NULL;
+    CHECK(braid_context_new(m, MB, &ctx) == BRAID_OK && braid_context_new(m, MB, &ctx2) == BRAID_OK, "context_new");
+    float *all = malloc(sizeof(float) * T * (size_t)V), *step = malloc(sizeof(float) * T * (size_t)V),
+          *tmp = malloc(sizeof(float) * T * (size_t)V);
+    int32_t tok[T];
+    enum { NP = 4 };
+    int differ = 0, differ_split = 0;
+    for (int p = 0; p < NP; p++) {
+        for (int i = 0; i < T; i++) tok[i] = (int32_t)(rng_u64() % (uint64_t)V);
+        braid_context_reset(ctx);
+        CHECK(braid_context_eval(ctx, tok, T, 1, all) == BRAID_OK, "prefill: %s", braid_last_error());
+        braid_context_reset(ctx);
+        for (int t = 0; t < T; t++)
+            CHECK(braid_context_eval(ctx, tok + t, 1, 1, step + t * V) == BRAID_OK, "decode %d", t);
+        differ += memcmp(all, step, sizeof(float) * T * (size_t)V) != 0;
+        /* uneven pieces: 3 + 6 + 11 + 9 (pieces start mid-segment and span boundaries) */
+        const int cuts[5] = {0, 3, 9, 20, T};
+        braid_context_reset(ctx);
+        for (int i = 0; i < 4; i++)
+            CHECK(braid_context_eval(ctx, tok + cuts[i], cuts[i + 1] - cuts[i], 1, tmp + cuts[i] * V) == BRAID_OK,
+                  "piece %d", i);
+        differ_split += memcmp(all, tmp, sizeof(float) * T * (size_t)V) != 0;
+        if (p == 0) printf("%s: prefill vs decode max rel err %.3g\n", name, max_rel_err(all, step, (int64_t)T * V));
+    }
+    CHECK(differ == 0, "%s: prefill vs decode not bit-identical in %d of %d prompts", name, differ, NP);
+    CHECK(differ_split == 0, "%s: pieces vs one prefill not bit-identical in %d of %d prompts", name, differ_split, NP);
+
+    /* threads */
+    int32_t threads = braid_thread_count();
+    braid_init(threads == 1 ? 2 : 1);
+    braid_context_reset(ctx);
+    CHECK(braid_context_eval(ctx, tok, T, 1, tmp) == BRAID_OK, "other thread count");
+    CHECK(memcmp(tmp, all, sizeof(float) * T * (size_t)V) == 0, "%s: thread count changes the logits", name);
+    braid_init(threads);
+
+    /* state save after a prefix (mid-segment), continue, restore, continue; copy */
+    const int P = 11, R = T - P;
+    braid_context_reset(ctx);
+    CHECK(braid_context_eval(ctx, tok, P, 0, tmp) == BRAID_OK, "prefix");
+    int64_t sz = braid_context_state_size(ctx);
+    uint8_t *blob = malloc((size_t)sz);
+    CHECK(braid_context_state_save(ctx, blob, sz) == BRAID_OK, "save: %s", braid_last_error());
+    float *a = malloc(sizeof(float) * (size_t)(R * V)), *b = malloc(sizeof(float) * (size_t)(R * V));
+    CHECK(braid_context_eval(ctx, tok + P, R, 1, a) == BRAID_OK, "continue A");
+    CHECK(memcmp(a, all + P * V, sizeof(float) * (size_t)(R * V)) == 0, "%s: prefix + continuation != one prefill", name);
+    CHECK(braid_context_state_load(ctx, blob, sz) == BRAID_OK, "load: %s", braid_last_error());
+    CHECK(braid_context_eval(ctx, tok + P, R, 1, b) == BRAID_OK, "continue B");
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)(R * V)) == 0, "%s: restore + continue not bit-identical", name);
+    CHECK(braid_context_state_load(ctx, blob, sz) == BRAID_OK, "load again");
+    CHECK(braid_context_copy(ctx2, ctx) == BRAID_OK, "copy: %s", braid_last_error());
+    CHECK(braid_context_eval(ctx2, tok + P, R, 1, b) == BRAID_OK, "continue copy");
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)(R * V)) == 0, "%s: copy + continue not bit-identical", name);
+    blob[sz / 2] ^= 0x01;
+    CHECK(braid_context_state_load(ctx, blob, sz) == BRAID_ERR_STATE, "corrupt blob accepted");
+    /* the payload holds every family's state (GD, XM, TM, SK) */
+    lcfg g = base_cfg();
+    g.L = 5;
+    for (int i = 0; i < 5; i++) g.types[i] = "GD";
+    make_model(tmp_path("gd5.gguf"), g);
+    braid_model *mg = load_ok(tmp_path("gd5.gguf"));
+    braid_context *cg = NULL;
+    if (mg && braid_context_new(mg, 4, &cg) == BRAID_OK) {
+        const int64_t H = c.H, dk = c.dk, dv = c.dv, gd = H * dv * dk + 3 * (2 * H * dk + H * dv);
+        const int64_t xm = 2 * 64 * 64 + 2 * 64 + 2 + 1, tm = 2 * 6 * 48 * 64 + 2 * 4 * 8 * 64 + 2, sk = gd + 32 + 1;
+        CHECK(sz - braid_context_state_size(cg) == 4 * (xm + tm + sk - 3 * gd),
+              "state size %lld vs GD-only %lld: payload does not match the documented layout", (long long)sz,
+              (long long)braid_context_state_size(cg));
+    }
+    braid_context_free(cg);
+    braid_model_free(mg);
+    unlink(tmp_path("gd5.gguf"));
+
+    free(all), free(step), free(tmp), free(blob), free(a), free(b);
+    braid_context_free(ctx);
+    braid_context_free(ctx2);
+    braid_model_free(m);
+    unlink(path);
+}
+
+static void expect_load_fail(lcfg c, int32_t status, const char *needle) {
+    const char *path = tmp_path("bad.gguf");
+    make_model(path, c);
+    braid_model *m = NULL;
+    int32_t st = braid_model_load(path, &m);
+    CHECK(st == status && m == NULL, "expected %d for %s, got %d (%s)", status, needle, st, braid_last_error());
+    CHECK(strstr(braid_last_error(), needle) != NULL, "message '%s' does not mention '%s'", braid_last_error(), needle);
+    braid_model_free(m);
+    unlink(path);
+}
+
+static void test_load_validation(void) {
+    lcfg c = mixed_cfg(), x;
+    x = c, x.skip = "blk.2.tm_mem_w2";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.2.tm_mem_w2");
+    x = c, x.bad_shape = "blk.2.tm_persist_k";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.2.tm_persist_k");
+    x = c, x.skip = "blk.1.xm_norm.bias";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.1.xm_norm.bias");
+    x = c, x.bad_shape = "blk.1.xm_o.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.1.xm_o.weight");
+    x = c, x.skip = "blk.4.sk_energy_lambda";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.4.sk_energy_lambda");
+    x = c, x.skip = "blk.4.gdn_conv_k.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.4.gdn_conv_k.weight");
+    x = c, x.bad_shape = "blk.4.ffn_down_exps.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.4.ffn_down_exps.weight");
+    x = c, x.skip = "blk.2.exp_probs_b.bias";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.2.exp_probs_b.bias");
+    x = c, x.skip = "blk.2.ffn_up_shexp.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.2.ffn_up_shexp.weight");
+    x = c, x.skip = "output_gate.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "output_gate.weight");
+    x = c, x.skip_key = "chimera.titans.segment_length";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.titans.segment_length");
+    x = c, x.skip_key = "chimera.xlstm.gate_soft_cap";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.xlstm.gate_soft_cap");
+    x = c, x.skip_key = "chimera.moe.expert_count";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.moe.expert_count");
+    x = c, x.Ek = 5; /* more experts per token than experts */
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.moe.expert_used_count");
+    x = c, x.moe[1] = 9;
+    expect_load_fail(x, BRAID_ERR_FORMAT, "not a layer index");
+    x = c, x.moe_dup = 1;
+    expect_load_fail(x, BRAID_ERR_FORMAT, "twice");
+    x = c, x.tmax = 0.0f;
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.titans.theta_max");
+    x = c, x.types[3] = "ZZ";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "unknown type");
+    /* families the file does not use need no keys: a GD-only file without xlstm/titans keys loads */
+    x = base_cfg(), x.skip_key = "chimera.xlstm.head_count";
+    make_model(tmp_path("gd.gguf"), x);
+    braid_model *m = load_ok(tmp_path("gd.gguf"));
+    braid_model_free(m);
+    unlink(tmp_path("gd.gguf"));
+}
+
+/* A model written by another tool (BRAID_TEST_MODEL, e.g. engine/model-init's
+ * writeRandomChimera): it loads, its logits are finite, and prefill == decode bit for bit. */
+static void test_external(const char *path) {
+    braid_model *m = load_ok(path);
+    if (!m) return;
+    printf("external model: %s\n", braid_model_describe(m));
+    enum { T = 12 };
+    const int V = braid_model_n_vocab(m);
+    braid_context *ctx = NULL;
+    CHECK(braid_context_new(m, T, &ctx) == BRAID_OK, "context_new");
+    float *all = malloc(sizeof(float) * (size_t)T * V), *step = malloc(sizeof(float) * (size_t)T * V);
+    int32_t tok[T];
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(rng_u64() % (uint64_t)V);
+    CHECK(braid_context_eval(ctx, tok, T, 1, all) == BRAID_OK, "prefill: %s", braid_last_error());
+    braid_context_reset(ctx);
+    for (int t = 0; t < T; t++) CHECK(braid_context_eval(ctx, tok + t, 1, 1, step + t * V) == BRAID_OK, "decode");
+    int finite = 1;
+    double spread = 0;
+    for (int i = 0; i < T * V; i++) finite &= isfinite(all[i]) != 0, spread = fmax(spread, fabs(all[i] - all[0]));
+    CHECK(finite && spread > 0, "external model logits are not finite or all equal");
+    CHECK(memcmp(all, step, sizeof(float) * (size_t)T * V) == 0, "external model: prefill != decode");
+    printf("external model: %d tokens, prefill == decode, state %lld bytes\n", T,
+           (long long)braid_context_state_size(ctx));
+    free(all), free(step);
+    braid_context_free(ctx);
+    braid_model_free(m);
+}
+
+int main(void) {
+    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(g_dir, sizeof g_dir, "%s/braid_test_layers_XXXXXX", base);
+    if (!mkdtemp(g_dir)) {
+        printf("mkdtemp failed\n");
+        return 2;
+    }
+    CHECK(braid_init(0) == BRAID_OK, "braid_init");
+    printf("system: %s\n", braid_system_info());
+    if (getenv("BRAID_TEST_MODEL")) {
+        test_external(getenv("BRAID_TEST_MODEL"));
+        rmdir(g_dir);
+        return harness_finish("test_layers");
+    }
+    test_mlstm_math();
+    test_titans_math();
+    test_moe_route();
+    /* the reference comparison on every ISA this CPU has (skipped with BRAID_TEST_CONTEXT_ONLY=1,
+     * which test/c/model.test.ts sets for its per-ISA reruns), then the rest on the active one */
+    int32_t best = braid_isa_get();
+    const int reference = !getenv("BRAID_TEST_CONTEXT_ONLY");
+    for (int32_t isa = BRAID_ISA_REF; reference && isa <= BRAID_ISA_AVX512; isa++) {
+        if (braid_isa_set(isa) != BRAID_OK) continue;
+        lcfg c = base_cfg();
+        c.types[0] = "XM";
+        test_reference(c, "xm.gguf", 23, 8, 0);
+        c.types[0] = "TM";
+        test_reference(c, "tm.gguf", 21, 8, 0);
+        c.types[0] = "SK";
+        test_reference(c, "sk.gguf", 19, 8, 0);
+        c.types[0] = "GD", c.n_moe = 1, c.moe[0] = 0, c.span = 1;
+        test_reference(c, "moe_gate.gguf", 17, 8, 0);
+        test_reference(mixed_cfg(), "mixed.gguf", 16, 12, 3);
+    }
+    braid_isa_set(best);
+    printf("context tests on isa %s\n", kernels()->name);
+    test_context(mixed_cfg(), "mixed.gguf");
+    test_load_validation();
+    host_clear();
+    rmdir(g_dir);
+    return harness_finish("test_layers");
+}

@@ -1,0 +1,105 @@
+/**
+ * `braid init` end to end: a small config file in, a GGUF out that the real
+ * engine loads and runs; refusal to overwrite; readable config errors.
+ */
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createEngine } from '../../engine/engine.ts';
+import { readGguf } from '../../engine/gguf/reader.ts';
+import { metaNumber, metaString, metaStringArray } from '../../engine/gguf/types.ts';
+import { main, type Io } from '../../server/cli.ts';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'braid-init-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function braid(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s) };
+  const code = await main(args, io);
+  return { code, out, err };
+}
+
+const small = { embeddingLength: 128, feedForwardLength: 256, layerTypes: ['GD', 'GD'], headCount: 2, contextLength: 512 };
+
+describe('braid init', () => {
+  it('writes a config file\'s model, which the real engine loads and runs', async () => {
+    const cfg = path.join(dir, 'small.json');
+    writeFileSync(cfg, JSON.stringify(small));
+    const out = path.join(dir, 'small.gguf');
+    const r = await braid('init', out, '--config', cfg, '--seed', '3', '--name', 'small-test');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+
+    const file = await readGguf(out);
+    const tensorBytes = file.tensors.reduce((a, t) => a + (t.byteSize ?? 0), 0);
+    expect(r.out).toContain(`${tensorBytes} bytes`);
+    expect(r.out).toContain(`${statSync(out).size} bytes`);
+    expect(metaString(file.metadata, 'general.name')).toBe('small-test');
+    expect(metaNumber(file.metadata, 'chimera.embedding_length')).toBe(128);
+    expect(metaNumber(file.metadata, 'chimera.gdn.head_count')).toBe(2);
+    expect(metaStringArray(file.metadata, 'chimera.layer_types')).toEqual(['GD', 'GD']);
+
+    const engine = await createEngine({ models: [out], threads: 1 });
+    try {
+      const model = engine.get('small-test')!;
+      expect(model.info).toMatchObject({ nEmbd: 128, nLayer: 2, contextLength: 512, provenance: 'random-init (untrained)' });
+      expect(model.info.tensorBytes).toBe(tensorBytes);
+      const v = await model.embed(model.tokenizer.encode('hello world'), new AbortController().signal);
+      expect(v).toHaveLength(128);
+      expect(v.every((x) => Number.isFinite(x))).toBe(true);
+    } finally {
+      await engine.dispose();
+    }
+  });
+
+  it('is deterministic for a seed, refuses to overwrite without --force', async () => {
+    const cfg = path.join(dir, 'small2.json');
+    writeFileSync(cfg, JSON.stringify(small));
+    const a = path.join(dir, 'a.gguf');
+    const b = path.join(dir, 'b.gguf');
+    expect((await braid('init', a, '--config', cfg, '--seed', '9', '--name', 'same')).code).toBe(0);
+    expect((await braid('init', b, '--config', cfg, '--seed', '9', '--name', 'same')).code).toBe(0);
+    expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
+
+    const before = readFileSync(a);
+    const refused = await braid('init', a, '--config', cfg, '--seed', '10');
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(/already exists; pass --force/);
+    expect(readFileSync(a).equals(before)).toBe(true);
+    const forced = await braid('init', a, '--config', cfg, '--seed', '10', '--name', 'same', '--force');
+    expect(forced.code).toBe(0);
+    expect(readFileSync(a).equals(before)).toBe(false);
+  });
+
+  it('reports bad configs and flags clearly, with exit code 2 and no file', async () => {
+    const bad = path.join(dir, 'bad.json');
+    writeFileSync(bad, JSON.stringify({ embeddingLength: 100, headCount: '2', mystery: true }));
+    const out = path.join(dir, 'never.gguf');
+    const typeErr = await braid('init', out, '--config', bad);
+    expect(typeErr.code).toBe(2);
+    expect(typeErr.err).toMatch(/unknown field "mystery"/);
+    expect(typeErr.err).toMatch(/"headCount" must be a number, got string/);
+
+    writeFileSync(bad, JSON.stringify({ embeddingLength: 100, layerTypes: [] }));
+    const invalid = await braid('init', out, '--config', bad);
+    expect(invalid.code).toBe(2);
+    expect(invalid.err).toMatch(/embeddingLength = 100 must be a multiple of 128/);
+    expect(invalid.err).toMatch(/layerTypes must name at least one layer/);
+
+    writeFileSync(bad, '{ not json');
+    expect((await braid('init', out, '--config', bad)).err).toMatch(/--config: cannot read/);
+    expect((await braid('init', out, '--preset', 'huge')).err).toMatch(/'huge' is not one of tiny, seed-base/);
+    expect((await braid('init', out, '--vocab', '10')).err).toMatch(/smaller than the tokenizer/);
+    expect((await braid('init', out, '--seed', 'x')).err).toMatch(/--seed: expected an integer/);
+    expect((await braid('init')).err).toMatch(/expected exactly one output file/);
+    expect(() => statSync(out)).toThrow();
+
+    const help = await braid('init', '--help');
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/--preset <tiny\|seed-base>/);
+    expect((await braid('--help')).out).toMatch(/braid init <out.gguf>/);
+  });
+});
