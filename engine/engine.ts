@@ -21,6 +21,7 @@ import type {
   EngineStats,
   GenerationEvent,
   GenerationRequest,
+  LedgerTelemetry,
   LoadedModel,
   ModelInfo,
   Tokenizer,
@@ -47,11 +48,18 @@ const RECENT_WINDOW = 8;
 class Telemetry {
   promptTokensTotal = 0;
   completionTokensTotal = 0;
+  readonly ledger: LedgerTelemetry = { opened: 0, closed: 0, forced: 0, forcedSteps: 0 };
   private readonly recent: { tokens: number; ms: number }[] = [];
 
-  record(r: { promptTokens: number; completionTokens: number; decodeMs: number }): void {
+  record(r: { promptTokens: number; completionTokens: number; decodeMs: number; ledger?: LedgerTelemetry }): void {
     this.promptTokensTotal += r.promptTokens;
     this.completionTokensTotal += r.completionTokens;
+    if (r.ledger !== undefined) {
+      this.ledger.opened += r.ledger.opened;
+      this.ledger.closed += r.ledger.closed;
+      this.ledger.forced += r.ledger.forced;
+      this.ledger.forcedSteps += r.ledger.forcedSteps;
+    }
     if (r.decodeMs <= 0 || r.completionTokens === 0) return;
     this.recent.push({ tokens: r.completionTokens, ms: r.decodeMs });
     if (this.recent.length > RECENT_WINDOW) this.recent.shift();
@@ -223,6 +231,7 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
       promptTokensTotal: telemetry.promptTokensTotal,
       completionTokensTotal: telemetry.completionTokensTotal,
       recentTokensPerSecond: telemetry.tokensPerSecond(),
+      ledger: { ...telemetry.ledger },
     }),
     systemInfo: () => ({ ...systemInfo(), ...opts }),
     dispose: () => {

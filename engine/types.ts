@@ -148,6 +148,8 @@ export interface EngineStats {
   completionTokensTotal: number;
   /** Completion tokens per second over the most recent generation(s). */
   recentTokensPerSecond: number;
+  /** Debt-ledger totals over every constrained generation so far. */
+  ledger: LedgerTelemetry;
 }
 
 export interface Engine {

@@ -71,6 +71,16 @@ export class Metrics {
     lines.push(`braid_queue_depth ${stats.queueDepth}`);
     family('braid_active_generations', 'gauge', 'Generations running now.');
     lines.push(`braid_active_generations ${stats.activeGenerations}`);
+    family(
+      'braid_ledger_obligations_total',
+      'counter',
+      'Debt-ledger obligations (open brackets, strings, fences) in constrained outputs: opened, closed, and closed under budget pressure (forced).',
+    );
+    for (const event of ['opened', 'closed', 'forced'] as const) {
+      lines.push(`braid_ledger_obligations_total{event="${event}"} ${stats.ledger[event]}`);
+    }
+    family('braid_ledger_forced_steps_total', 'counter', 'Decode steps at which the budget removed otherwise legal tokens.');
+    lines.push(`braid_ledger_forced_steps_total ${stats.ledger.forcedSteps}`);
     return `${lines.join('\n')}\n`;
   }
 }

@@ -8,7 +8,7 @@
 import { AbortedError, InvalidRequestError } from '../errors.ts';
 import { GrammarError } from '../grammar/ir.ts';
 import { compileConstraint, Matcher } from '../grammar/matcher.ts';
-import { DebtLedger } from '../ledger/ledger.ts';
+import { DebtLedger, type LedgerTelemetry } from '../ledger/ledger.ts';
 import { Sampler, rawLogprobs, type SampledToken } from '../sampler/sampler.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { ChosenLogprob, GenerationEvent, GenerationRequest, Tokenizer, TokenLogprob } from '../types.ts';
@@ -20,7 +20,7 @@ export interface GenerationContext {
   contextLength: number;
   nVocab: number;
   /** Told about every finished generation (telemetry). */
-  onFinished(r: { promptTokens: number; completionTokens: number; decodeMs: number }): void;
+  onFinished(r: { promptTokens: number; completionTokens: number; decodeMs: number; ledger?: LedgerTelemetry }): void;
 }
 
 /** Most alternatives per position (OpenAI allows 20). */
@@ -211,6 +211,11 @@ export async function* generate(
     yield done;
   } finally {
     lease.release();
-    g.onFinished({ promptTokens: req.promptTokens.length, completionTokens, decodeMs });
+    g.onFinished({
+      promptTokens: req.promptTokens.length,
+      completionTokens,
+      decodeMs,
+      ...(ledger !== null ? { ledger: ledger.telemetry() } : {}),
+    });
   }
 }

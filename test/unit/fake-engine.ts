@@ -138,6 +138,9 @@ export class FakeEngine implements Engine {
   get(id: string): LoadedModel | undefined {
     return this.loaded.find((m) => m.info.id === id);
   }
+  /** Debt-ledger totals of the constrained generations (as the real engine reports them). */
+  private readonly ledgerTotals = { opened: 0, closed: 0, forced: 0, forcedSteps: 0 };
+
   stats(): EngineStats {
     return {
       queueDepth: this.waiting.length,
@@ -145,6 +148,7 @@ export class FakeEngine implements Engine {
       promptTokensTotal: this.promptTotal,
       completionTokensTotal: this.completionTotal,
       recentTokensPerSecond: this.tokensPerSecond,
+      ledger: { ...this.ledgerTotals },
     };
   }
   systemInfo(): Record<string, unknown> {
@@ -263,6 +267,11 @@ export class FakeEngine implements Engine {
       if (this.tokenizer.stopIds.has(id)) break;
       ledger.accept(id);
     }
+    const t = ledger.telemetry();
+    this.ledgerTotals.opened += t.opened;
+    this.ledgerTotals.closed += t.closed;
+    this.ledgerTotals.forced += t.forced;
+    this.ledgerTotals.forcedSteps += t.forcedSteps;
     return out;
   }
 

@@ -37,6 +37,24 @@ describe('response_format', () => {
     expect(text.startsWith('{"key": "a')).toBe(true);
   });
 
+  it('the debt ledger telemetry reaches /metrics (opened, closed, forced)', async () => {
+    const { post, get } = setup({ script: () => '{"key": "a long value that does not fit"}' });
+    const metric = async (event: string): Promise<number> => {
+      const text = await (await get('/metrics')).text();
+      const m = new RegExp(`^braid_ledger_obligations_total\\{event="${event}"\\} (\\d+)$`, 'm').exec(text);
+      expect(m, `metric for ${event}`).not.toBeNull();
+      return Number(m![1]);
+    };
+    expect(await metric('opened')).toBe(0);
+    // Cut by max_tokens inside the string: the object and the string are opened,
+    // and both are closed under budget pressure.
+    await post('/v1/chat/completions', chat({ response_format: { type: 'json_object' }, max_tokens: 12 }));
+    const opened = await metric('opened');
+    expect(opened).toBeGreaterThanOrEqual(2);
+    expect(await metric('closed')).toBe(opened);
+    expect(await metric('forced')).toBeGreaterThanOrEqual(1);
+  });
+
   it('text leaves the output unconstrained', async () => {
     const { post, engine } = setup({ script: () => 'plain' });
     const body = await (await post('/v1/chat/completions', chat({ response_format: { type: 'text' } }))).json();
