@@ -90,6 +90,14 @@ static void swiglu_task(void *arg, int64_t t0, int64_t t1, int32_t thread) {
     for (int64_t t = t0; t < t1; t++) kt->swiglu(j->gate + t * j->I, j->gate + t * j->I, j->up + t * j->I, j->I);
 }
 
+void swiglu_rows(float *gate, const float *up, int64_t T, int64_t I) {
+    swiglu_job sj = {gate, up, I};
+    if (T == 1)
+        swiglu_task(&sj, 0, 1, 0); /* one row: not worth waking the pool */
+    else
+        pool_parallel_for(T, 1, swiglu_task, &sj);
+}
+
 void ffn_forward(float *y, const float *xn, const ffn_weights *w, int64_t T, int64_t D, int64_t I, float *gate,
                  float *up, act_q8 *act) {
     /* gate = W_gate xn, up = W_up xn: both read the same quantized rows */
@@ -99,12 +107,7 @@ void ffn_forward(float *y, const float *xn, const ffn_weights *w, int64_t T, int
         {.y = up, .ldy = I, .bt2 = w->up, .rows = I},
     };
     linear_run(in, 2, act, xn, T, D);
-    /* gate <- SiLU(gate) ⊙ up */
-    swiglu_job sj = {gate, up, I};
-    if (T == 1)
-        swiglu_task(&sj, 0, 1, 0);
-    else
-        pool_parallel_for(T, 1, swiglu_task, &sj);
+    swiglu_rows(gate, up, T, I);
     /* y = W_down gate */
     linear_quantize(act, gate, T, I);
     linear_op out = {.y = y, .ldy = D, .bt2 = w->down, .rows = D};

@@ -32,6 +32,9 @@ typedef struct {
 
 /* y [T, D] = W_down (SiLU(W_gate xn) ⊙ W_up xn). gate, up: [T, I] scratch;
  * act: T quantized rows with room for max(D, I) columns. */
+/* gate[t] <- SiLU(gate[t]) ⊙ up[t] for T rows of width I (rows split over the pool). */
+void swiglu_rows(float *gate, const float *up, int64_t T, int64_t I);
+
 void ffn_forward(float *y, const float *xn, const ffn_weights *w, int64_t T, int64_t D, int64_t I, float *gate,
                  float *up, act_q8 *act);
 

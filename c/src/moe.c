@@ -51,18 +51,6 @@ void moe_route(int32_t *sel, float *w, const float *s, const float *bias, const 
     for (int i = 0; i < K; i++) w[i] = s[sel[i]] / sum * hp->scale;
 }
 
-typedef struct {
-    float *gate;
-    const float *up;
-    int64_t I;
-} swiglu_job;
-
-static void swiglu_task(void *arg, int64_t t0, int64_t t1, int32_t thread) {
-    const swiglu_job *j = arg;
-    const kernel_table *kt = kernels();
-    for (int64_t t = t0; t < t1; t++) kt->swiglu(j->gate + t * j->I, j->gate + t * j->I, j->up + t * j->I, j->I);
-}
-
 void moe_forward(float *y, const float *xn, const moe_weights *w, const moe_hparams *hp, int64_t T, int64_t D,
                  moe_buffers *buf) {
     const int64_t E = hp->n_expert, K = hp->n_used, Ie = hp->ff, Ish = (int64_t)hp->n_shared * hp->ff;
@@ -99,11 +87,7 @@ void moe_forward(float *y, const float *xn, const moe_weights *w, const moe_hpar
             {.y = buf->up, .ldy = Ie, .bt2 = w->up + (size_t)e * gate_bytes, .rows = Ie},
         };
         linear_run(in, 2, buf->gather, xn, n, D);
-        swiglu_job sj = {buf->gate, buf->up, Ie};
-        if (n == 1)
-            swiglu_task(&sj, 0, 1, 0);
-        else
-            pool_parallel_for(n, 1, swiglu_task, &sj);
+        swiglu_rows(buf->gate, buf->up, n, Ie);
         linear_quantize(buf->act2, buf->gate, n, Ie);
         linear_op out = {.y = buf->eo, .ldy = D, .bt2 = w->down + (size_t)e * down_bytes, .rows = D};
         linear_run(&out, 1, buf->act2, buf->gate, n, Ie);
