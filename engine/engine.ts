@@ -92,6 +92,7 @@ class EngineModel implements LoadedModel {
       scheduler,
       contextLength: info.contextLength,
       nVocab: info.nVocab,
+      loopMax: native.loopMax,
       onFinished: (r) => telemetry.record(r),
     };
   }

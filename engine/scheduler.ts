@@ -3,6 +3,10 @@
  * of requests waiting for one. A slot keeps its context between requests and
  * remembers which tokens its state has consumed, so a prompt that extends that
  * history (the next turn of a chat) only evaluates the new suffix.
+ *
+ * Parcae looping models: a token's contribution to the state depends on the loop count it was
+ * evaluated with (docs/architecture.md), so the history is (token, loops) pairs and a prefix is
+ * reused only if both match. Non-looping models always use 1.
  */
 import { AbortedError, QueueFullError } from './errors.ts';
 import type { NativeContext } from './model/native-context.ts';
@@ -11,16 +15,21 @@ import type { NativeContext } from './model/native-context.ts';
 export class Slot {
   /** Tokens the state has consumed since its last reset; null when unknown (reset before use). */
   private history: number[] | null = [];
+  /** Loop count each history token was evaluated with (parallel to history). */
+  private historyLoops: number[] = [];
   /** Logits after the last token of history, when known (lets an identical prompt skip prefill). */
   private lastLogits: Float32Array | null = null;
 
   constructor(readonly ctx: NativeContext) {}
 
-  /** How many leading tokens of `prompt` the current state already covers (0 if unusable). */
-  reusableLength(prompt: readonly number[]): number {
+  /**
+   * How many leading tokens of `prompt` the current state already covers (0 if unusable), when
+   * the prompt is to be evaluated with `loops` loops per token.
+   */
+  reusableLength(prompt: readonly number[], loops = 1): number {
     const h = this.history;
     if (h === null || h.length === 0 || h.length > prompt.length || !this.ctx.usable) return 0;
-    for (let i = 0; i < h.length; i++) if (h[i] !== prompt[i]) return 0;
+    for (let i = 0; i < h.length; i++) if (h[i] !== prompt[i] || this.historyLoops[i] !== loops) return 0;
     if (h.length === prompt.length && this.lastLogits === null) return 0;
     return h.length;
   }
@@ -32,18 +41,19 @@ export class Slot {
    */
   async prefill(
     prompt: readonly number[],
-    opts: { allLogits: boolean; signal: AbortSignal },
+    opts: { allLogits: boolean; signal: AbortSignal; loops?: number },
   ): Promise<{ logits: Float32Array; reused: number }> {
-    const reused = opts.allLogits ? 0 : this.reusableLength(prompt);
+    const loops = opts.loops ?? 1;
+    const reused = opts.allLogits ? 0 : this.reusableLength(prompt, loops);
     if (reused === prompt.length && this.lastLogits !== null) return { logits: this.lastLogits, reused };
     if (reused === 0) await this.reset();
-    const logits = await this.run(prompt.slice(reused), opts.allLogits, opts.signal);
+    const logits = await this.run(prompt.slice(reused), opts.allLogits, opts.signal, loops);
     return { logits, reused };
   }
 
-  /** Feeds tokens that continue the sequence; returns the last token's logits. */
-  append(tokens: readonly number[], signal: AbortSignal): Promise<Float32Array> {
-    return this.run(tokens, false, signal);
+  /** Feeds tokens that continue the sequence (with `loops` loops each); returns the last token's logits. */
+  append(tokens: readonly number[], signal: AbortSignal, loops = 1): Promise<Float32Array> {
+    return this.run(tokens, false, signal, loops);
   }
 
   /** Final hidden states of `tokens` evaluated from a fresh state ([n][n_embd]). */
@@ -52,6 +62,7 @@ export class Slot {
     try {
       const h = await this.ctx.evalHidden(tokens, signal);
       this.history = [...tokens];
+      this.historyLoops = tokens.map(() => this.ctx.loops);
       return h;
     } catch (e) {
       this.history = null;
@@ -64,15 +75,19 @@ export class Slot {
     this.lastLogits = null;
     await this.ctx.reset();
     this.history = [];
+    this.historyLoops = [];
   }
 
-  private async run(tokens: readonly number[], allLogits: boolean, signal: AbortSignal): Promise<Float32Array> {
+  private async run(tokens: readonly number[], allLogits: boolean, signal: AbortSignal, loops: number): Promise<Float32Array> {
     if (this.history === null) throw new Error('slot state is unknown; prefill from scratch first');
     const before = this.history;
     this.history = null; // unknown until the call succeeds
     this.lastLogits = null;
-    const logits = await this.ctx.eval(tokens, { allLogits, signal });
+    const looping = this.ctx.model.loopMax > 0;
+    if (!looping && loops !== 1) throw new Error(`a model without looping runs 1 loop, not ${loops}`);
+    const logits = await this.ctx.eval(tokens, looping ? { allLogits, signal, loops } : { allLogits, signal });
     before.push(...tokens);
+    for (let i = 0; i < tokens.length; i++) this.historyLoops.push(loops);
     this.history = before;
     this.lastLogits = allLogits ? logits.slice(logits.length - this.ctx.nVocab) : logits;
     return logits;
@@ -123,14 +138,14 @@ export class Scheduler {
    * `prompt`. Throws QueueFullError when maxQueue requests already wait, and
    * AbortedError if the signal fires while queued (the request leaves the queue).
    */
-  acquire(prompt: readonly number[], signal: AbortSignal): Promise<Lease> {
+  acquire(prompt: readonly number[], signal: AbortSignal, loops = 1): Promise<Lease> {
     if (this.closed) return Promise.reject(new AbortedError('the engine is shutting down'));
     if (signal.aborted) return Promise.reject(new AbortedError());
     if (this.free.length > 0) {
       let best = 0;
       let bestLen = -1;
       this.free.forEach((s, i) => {
-        const n = s.reusableLength(prompt);
+        const n = s.reusableLength(prompt, loops);
         if (n > bestLen) [best, bestLen] = [i, n];
       });
       const [slot] = this.free.splice(best, 1);

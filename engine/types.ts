@@ -4,6 +4,7 @@
  */
 import type { Grammar } from './grammar/ir.ts';
 import type { LedgerTelemetry } from './ledger/ledger.ts';
+import type { ValveMode } from './valve/valve.ts';
 
 export type { Grammar } from './grammar/ir.ts';
 export type { LedgerTelemetry } from './ledger/ledger.ts';
@@ -76,6 +77,11 @@ export interface GenerationRequest {
    * maxTokens. Absent: unconstrained.
    */
   grammar?: Grammar;
+  /**
+   * Entropy-valve mode (engine/valve/): the loop depth policy of a Parcae looping model —
+   * fast (1 loop), balanced (≤ 2, default), reasoning (≤ 4). Ignored by models without looping.
+   */
+  mode?: ValveMode;
 }
 
 export interface TokenLogprob {
@@ -109,6 +115,8 @@ export type GenerationEvent =
       timings: { queuedMs: number; prefillMs: number; decodeMs: number };
       /** With a grammar: the debt ledger's obligations opened, closed and forced. */
       ledger?: LedgerTelemetry;
+      /** Parcae looping models only: mean loop count of the steps whose logits were sampled. */
+      meanLoops?: number;
     };
 
 export interface ModelInfo {

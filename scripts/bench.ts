@@ -1,10 +1,12 @@
 /**
- * `npm run bench -- kernels|decode [options]` — benchmarks, never run by the tests.
+ * `npm run bench -- kernels|decode|grammar|valve [options]` — benchmarks, never run by the tests.
  *
  * Every figure is printed beside a ratio measured in the same run (the host is
  * shared and timings move ±15%): kernels against their scalar reference and
  * the memory roofline; decode against the bandwidth roofline (a decode step of
- * a ternary model must read every weight once, so tok/s ≤ bandwidth / bytes).
+ * a ternary model must read every weight once, so tok/s ≤ bandwidth / bytes; a
+ * Parcae looping model reads its loop layers once per iteration, so its step at
+ * depth n reads prelude + coda + n × loop-layer bytes).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -43,22 +45,29 @@ function argmax(v: Float32Array): number {
 
 /**
  * Bytes one decode step must read: every tensor once, except routed MoE
- * experts, of which only top-k of E are touched per token.
+ * experts, of which only top-k of E are touched per token, and the layers of
+ * a Parcae loop, read once per loop iteration (`loops`).
  */
-async function bytesPerStep(path: string): Promise<number> {
+async function bytesPerStep(path: string, loops = 1): Promise<number> {
   const file = await readGguf(path);
   const E = metaOptNumber(file.metadata, 'chimera.moe.expert_count') ?? 0;
   const K = metaOptNumber(file.metadata, 'chimera.moe.expert_used_count') ?? 0;
+  const range = file.metadata.get('chimera.loop.loop')?.value;
+  const [l0, l1] = Array.isArray(range) ? (range as number[]) : [-1, -2];
   let bytes = 0;
   for (const t of file.tensors) {
     const size = t.byteSize ?? 0;
-    bytes += E > 0 && t.name.includes('_exps.') ? (size * K) / E : size;
+    const layer = /^blk\.(\d+)\./.exec(t.name);
+    const times = layer && Number(layer[1]) >= l0! && Number(layer[1]) <= l1! ? loops : 1;
+    bytes += times * (E > 0 && t.name.includes('_exps.') ? (size * K) / E : size);
   }
   return bytes;
 }
 
 interface DecodeResult {
   model: string;
+  /** Parcae loop depth of every token (null: the model does not loop). */
+  loops: number | null;
   tensorMB: number;
   /** MB read per decode step (active experts only). */
   stepMB: number;
@@ -71,21 +80,43 @@ interface DecodeResult {
   rooflineTokS: number;
 }
 
-async function benchModel(path: string, promptLen: number, genLen: number): Promise<DecodeResult> {
+async function benchModel(path: string, promptLen: number, genLen: number, depths: number[]): Promise<DecodeResult[]> {
   const rssBefore = process.memoryUsage().rss;
   const t0 = performance.now();
   const model = await NativeModel.load(path);
   const loadMs = performance.now() - t0;
-  const stepMB = (await bytesPerStep(path)) / 1e6;
+  const out: DecodeResult[] = [];
+  try {
+    const runs = model.loopMax > 0 ? depths.filter((d) => d <= model.loopMax) : [null];
+    for (const loops of runs) {
+      out.push(await benchRun(model, path, promptLen, genLen, loops, rssBefore, loadMs));
+    }
+  } finally {
+    await model.dispose();
+  }
+  return out;
+}
+
+async function benchRun(
+  model: NativeModel,
+  path: string,
+  promptLen: number,
+  genLen: number,
+  loops: number | null,
+  rssBefore: number,
+  loadMs: number,
+): Promise<DecodeResult> {
+  const stepMB = (await bytesPerStep(path, loops ?? 1)) / 1e6;
   const ctx = model.createContext(512);
+  const opts = loops === null ? {} : { loops };
   try {
     // Deterministic pseudo-text: token ids spread over the vocabulary.
     const prompt = Array.from({ length: promptLen }, (_, i) => (i * 7919 + 13) % model.nVocab);
-    await ctx.eval(prompt.slice(0, 8)); // warm the mapping and caches once
+    await ctx.eval(prompt.slice(0, 8), opts); // warm the mapping and caches once
     await ctx.reset();
 
     const tp = performance.now();
-    let logits = await ctx.eval(prompt);
+    let logits = await ctx.eval(prompt, opts);
     let next = argmax(logits);
     const ttftMs = performance.now() - tp;
     // Every weight page has been touched once now: with weights used in place
@@ -95,13 +126,14 @@ async function benchModel(path: string, promptLen: number, genLen: number): Prom
     const steps: number[] = [];
     for (let i = 0; i < genLen; i++) {
       const ts = performance.now();
-      logits = await ctx.eval([next]);
+      logits = await ctx.eval([next], opts);
       next = argmax(logits);
       steps.push(performance.now() - ts);
     }
     const stepMs = median(steps);
     return {
       model: path.split('/').pop() ?? path,
+      loops,
       tensorMB: model.tensorBytes / 1e6,
       stepMB,
       rssGrowthMB,
@@ -113,7 +145,6 @@ async function benchModel(path: string, promptLen: number, genLen: number): Prom
     };
   } finally {
     await ctx.dispose();
-    await model.dispose();
   }
 }
 
@@ -125,6 +156,8 @@ async function benchDecode(args: string[]): Promise<void> {
       prompt: { type: 'string', default: '128' },
       tokens: { type: 'string', default: '64' },
       'skip-seed-dims': { type: 'boolean', default: false },
+      // Parcae loop depths for looping models (the seed-dims model loops: prelude 0–3, loop 4–23, coda 24–27)
+      depths: { type: 'string', default: '1,2,4' },
     },
   });
   const threads = Number(values.threads);
@@ -147,21 +180,23 @@ async function benchDecode(args: string[]): Promise<void> {
   }
 
   const results: DecodeResult[] = [];
-  for (const m of models) results.push(await benchModel(m, Number(values.prompt), Number(values.tokens)));
+  const depths = values.depths.split(',').map(Number);
+  for (const m of models) results.push(...(await benchModel(m, Number(values.prompt), Number(values.tokens), depths)));
   // Bandwidth last and first would bracket the run; once after is enough to share the same conditions.
   const bw = measureBandwidthGBs(threads);
   console.log(`memory read bandwidth (${threads} threads, same run): ${bw.toFixed(1)} GB/s`);
-  console.log('model                                    tensor MB  MB/step  load ms  TTFT ms (prompt)  prefill tok/s  decode tok/s  roofline tok/s  % roofline');
+  console.log('model                                    loops  tensor MB  MB/step  load ms  TTFT ms (prompt)  prefill tok/s  decode tok/s  roofline tok/s  % roofline');
   for (const r of results) {
     r.rooflineTokS = (bw * 1e3) / r.stepMB;
     console.log(
-      `${r.model.padEnd(40)}${r.tensorMB.toFixed(1).padStart(10)}${r.stepMB.toFixed(1).padStart(9)}${r.loadMs.toFixed(0).padStart(9)}` +
+      `${r.model.padEnd(40)}${(r.loops === null ? '-' : String(r.loops)).padStart(5)}  ${r.tensorMB.toFixed(1).padStart(10)}${r.stepMB.toFixed(1).padStart(9)}${r.loadMs.toFixed(0).padStart(9)}` +
         `${r.ttftMs.toFixed(1).padStart(9)} (${values.prompt})${r.prefillTokS.toFixed(0).padStart(14)}` +
         `${r.decodeTokS.toFixed(1).padStart(14)}${r.rooflineTokS.toFixed(1).padStart(16)}` +
         `${((100 * r.decodeTokS) / r.rooflineTokS).toFixed(1).padStart(11)}%`,
     );
   }
   for (const r of results) {
+    if (r.loops !== null && r.loops !== results.find((x) => x.model === r.model)?.loops) continue; // first run per model
     console.log(
       `${r.model}: RSS growth after load + first prompt ${r.rssGrowthMB.toFixed(0)} MB = ` +
         `${(r.rssGrowthMB / r.tensorMB).toFixed(2)}× the tensor bytes (weights mapped, not copied)`,
@@ -181,5 +216,6 @@ export async function runBench(args: string[]): Promise<void> {
   if (which === 'kernels') return benchKernelsCmd(rest);
   if (which === 'decode') return benchDecode(rest);
   if (which === 'grammar') return (await import('./bench-grammar.ts')).benchGrammar(rest);
-  throw new Error(`usage: braid bench <kernels|decode> [options] (got ${which ?? 'nothing'})`);
+  if (which === 'valve') return (await import('./bench-valve.ts')).benchValve(rest);
+  throw new Error(`usage: braid bench <kernels|decode|grammar|valve> [options] (got ${which ?? 'nothing'})`);
 }

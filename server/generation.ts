@@ -78,6 +78,51 @@ export interface ChoiceResult {
   promptTokens: number;
   completionTokens: number;
   promptLogprobs: (ChosenLogprob | null)[] | undefined;
+  /** Parcae looping models: mean loop count of the sampled steps. */
+  meanLoops: number | undefined;
+}
+
+/** OpenAI usage plus braid's extension field for looping models. */
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  /** Parcae looping models only: mean loop count per generated token over all choices. */
+  braid_mean_loops?: number;
+}
+
+/**
+ * Usage of one response: token counts plus, when any choice came from a looping model, the
+ * mean loop count over all sampled steps (each choice's mean weighted by its completion tokens).
+ */
+export class UsageTally {
+  private prompt = 0;
+  private completion = 0;
+  private loopSteps = 0;
+  private loopSum = 0;
+  private looping = false;
+
+  addPrompt(tokens: number): void {
+    this.prompt += tokens;
+  }
+
+  addChoice(completionTokens: number, meanLoops: number | undefined): void {
+    this.completion += completionTokens;
+    if (meanLoops === undefined) return;
+    this.looping = true;
+    this.loopSteps += completionTokens;
+    this.loopSum += meanLoops * completionTokens;
+  }
+
+  usage(): Usage {
+    const u: Usage = {
+      prompt_tokens: this.prompt,
+      completion_tokens: this.completion,
+      total_tokens: this.prompt + this.completion,
+    };
+    if (this.looping && this.loopSteps > 0) u.braid_mean_loops = this.loopSum / this.loopSteps;
+    return u;
+  }
 }
 
 /** Runs a generation to the end (non-streaming responses). */
@@ -96,6 +141,7 @@ export async function collect(model: LoadedModel, req: GenerationRequest): Promi
         promptTokens: event.promptTokens,
         completionTokens: event.completionTokens,
         promptLogprobs: event.promptLogprobs,
+        meanLoops: event.meanLoops,
       };
     }
   }

@@ -9,6 +9,7 @@
  */
 import { z } from 'zod';
 import { GRAMMAR_MODES } from '../engine/grammar/modes.ts';
+import { VALVE_MODES } from '../engine/valve/valve.ts';
 
 const MAX_N = 8;
 const MAX_STOP = 4;
@@ -36,6 +37,8 @@ const samplingFields = {
   top_k: z.int().min(0).nullish(),
   min_p: z.number().min(0).max(1).nullish(),
   repetition_penalty: z.number().gt(0).max(10).nullish(),
+  // braid: entropy-valve mode of Parcae looping models (engine/valve/); ignored by other models.
+  mode: z.enum(VALVE_MODES).nullish(),
 };
 
 export type SamplingFields = z.output<z.ZodObject<typeof samplingFields>>;

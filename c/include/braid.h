@@ -80,6 +80,9 @@ BRAID_API void braid_model_free(braid_model *model);
 BRAID_API int32_t braid_model_n_vocab(const braid_model *model);
 BRAID_API int32_t braid_model_n_embd(const braid_model *model);
 BRAID_API int32_t braid_model_n_layer(const braid_model *model);
+/* Parcae looping (§2.11): the most loop iterations an eval may run (chimera.loop.max), or 0
+ * if the model does not loop. */
+BRAID_API int32_t braid_model_loop_max(const braid_model *model);
 /* Bytes of tensor data mapped from the file. */
 BRAID_API int64_t braid_model_tensor_bytes(const braid_model *model);
 /* One-line JSON describing architecture and hyper-parameters. */
@@ -100,6 +103,16 @@ BRAID_API void braid_context_free(braid_context *ctx);
  * reset or restore before the next eval. */
 BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,
                                      int32_t all_logits, float *logits_out);
+
+/* Loop count for the following evals of a looping model: every token of an eval runs the
+ * loop stack n_loops times (1 <= n_loops <= braid_model_loop_max; a new or reset context uses
+ * chimera.loop.default). Loop layers keep one recurrent state per iteration; iterations a token
+ * does not run keep their state unchanged (frozen), so the result depends only on the sequence
+ * of per-token loop counts, never on how tokens are grouped into eval calls
+ * (docs/architecture.md, "Parcae looping"). A model without looping accepts only 1.
+ * Out-of-range counts return BRAID_ERR_INVALID_ARG and leave the setting unchanged. */
+BRAID_API int32_t braid_context_set_loops(braid_context *ctx, int32_t n_loops);
+BRAID_API int32_t braid_context_loops(const braid_context *ctx);
 
 /* Like eval, but writes the final-norm hidden state ([n_tokens][n_embd]) instead of logits
  * (after the span-engine risk gate when the model has one: the state the LM head reads). */

@@ -1,7 +1,8 @@
 /*
- * chimera.c — the Chimera forward, ARCHITECTURES.md §2.0 (no Parcae looping yet).
+ * chimera.c — the Chimera forward, ARCHITECTURES.md §2.0, with Parcae looping (§2.11).
  *
  *   x_t ← E[id_t]                                   token_embd [V, D], F32 or F16, no scaling
+ *   layers run in order; a looping model runs prelude, parcae_loop (below), coda
  *   for each layer i:  x ← x + Mixer_i(RMSNorm(x; attn_norm_i))     §2.1; GD §2.5, XM §2.6, TM §2.8-P, SK §2.9
  *                      x ← x + FFN_i(RMSNorm(x; ffn_norm_i))        SwiGLU §2.3 or MoE §2.10
  *   h ← RMSNorm(x; output_norm)
@@ -100,38 +101,91 @@ static void span_gate(float *h, int64_t n, braid_context *ctx) {
 
 static int poll_abort(braid_context *ctx) { return atomic_exchange(&ctx->abort, 0) != 0; }
 
+/* Pre-norm residual block il on x [n, D], with the layer's state copy `copy`
+ * (the loop iteration for a loop layer, else 0). */
+static int32_t run_block(braid_context *ctx, int32_t il, int32_t copy, int64_t n) {
+    const braid_model *m = ctx->model;
+    const model_hparams *hp = &m->hp;
+    const int64_t D = hp->n_embd;
+    const float eps = hp->rms_eps;
+    if (poll_abort(ctx)) return braid_fail(BRAID_ABORTED, "eval aborted before layer %d", il);
+    const model_layer *L = &m->layers[il];
+    float *state = ctx->state + L->state_offset + (int64_t)copy * L->state_floats;
+
+    rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm, n, D, eps);
+    switch (L->mixer_type) {
+    case MIXER_GD: gdn_forward(ctx->y, state, ctx->xn, L->mixer, &hp->gdn, n, D, eps, &ctx->gdn); break;
+    case MIXER_XM: mlstm_forward(ctx->y, state, ctx->xn, L->mixer, &hp->xm, n, D, &ctx->xm); break;
+    case MIXER_TM: titans_forward(ctx->y, state, ctx->xn, L->mixer, &hp->tm, n, D, &ctx->tm); break;
+    case MIXER_SK: tsp_forward(ctx->y, state, ctx->xn, L->mixer, &hp->gdn, &hp->sk, n, D, eps, &ctx->gdn, &ctx->sk); break;
+    }
+    add_rows(ctx->x, ctx->y, n * D);
+
+    rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm, n, D, eps);
+    switch (L->ffn_type) {
+    case FFN_DENSE: ffn_forward(ctx->y, ctx->xn, L->ffn, n, D, hp->n_ff, ctx->ffn_gate, ctx->ffn_up, ctx->act); break;
+    case FFN_MOE: moe_forward(ctx->y, ctx->xn, L->ffn, &hp->moe, n, D, &ctx->moe); break;
+    }
+    add_rows(ctx->x, ctx->y, n * D);
+    return BRAID_OK;
+}
+
+/* Parcae (§2.11) on x [n, D] = the prelude output; leaves the coda input in x.
+ *   e ← RMSNorm(x; prelude_norm);  inj ← Δ ⊙ (B e)
+ *   h₀ = 0;  for k = 1..n_loops:  h ← R_k(Ā ⊙ h + inj)      R_k = the loop layers with state copy k-1
+ *   x ← C h
+ * Every token of the call runs n_loops iterations; iterations k > n_loops are not run, so
+ * their states stay as they were (frozen; docs/architecture.md). B and C are fp32 linears
+ * through linear_run (row-equal kernels), so batching does not change the bits. */
+static int32_t parcae_loop(braid_context *ctx, int64_t n) {
+    const braid_model *m = ctx->model;
+    const model_hparams *hp = &m->hp;
+    const parcae_weights *pw = &m->parcae;
+    const int64_t D = hp->n_embd;
+    rmsnorm_rows(ctx->xn, ctx->x, pw->prelude_norm, n, D, hp->rms_eps);
+    linear_op b = {.y = ctx->inj, .ldy = D, .f32 = pw->b, .rows = D};
+    linear_run(&b, 1, NULL, ctx->xn, n, D);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t j = 0; j < D; j++) ctx->inj[t * D + j] *= pw->delta[j];
+    for (int32_t k = 0; k < ctx->n_loops; k++) {
+        /* x holds h_k; h_0 = 0 so the first input is inj exactly */
+        for (int64_t t = 0; t < n; t++) {
+            float *xt = ctx->x + t * D;
+            const float *it = ctx->inj + t * D;
+            if (k == 0)
+                memcpy(xt, it, sizeof(float) * (size_t)D);
+            else
+                for (int64_t j = 0; j < D; j++) xt[j] = pw->abar[j] * xt[j] + it[j];
+        }
+        for (int32_t il = hp->loop.loop0; il < hp->loop.coda0; il++) {
+            int32_t st = run_block(ctx, il, k, n);
+            if (st) return st;
+        }
+    }
+    linear_op c = {.y = ctx->y, .ldy = D, .f32 = pw->c, .rows = D};
+    linear_run(&c, 1, NULL, ctx->x, n, D);
+    memcpy(ctx->x, ctx->y, sizeof(float) * (size_t)(n * D));
+    return BRAID_OK;
+}
+
 int32_t chimera_forward(braid_context *ctx, const int32_t *tokens, int64_t n, int all_logits, float *logits,
                         float *hidden) {
     const braid_model *m = ctx->model;
     const model_hparams *hp = &m->hp;
     const int64_t D = hp->n_embd;
     const float eps = hp->rms_eps;
+    int32_t st;
 
     embed(ctx->x, m, tokens, n);
-    for (int32_t il = 0; il < hp->n_layer; il++) {
-        if (poll_abort(ctx)) return braid_fail(BRAID_ABORTED, "eval aborted before layer %d", il);
-        const model_layer *L = &m->layers[il];
-        float *state = ctx->state + L->state_offset;
-
-        rmsnorm_rows(ctx->xn, ctx->x, L->attn_norm, n, D, eps);
-        switch (L->mixer_type) {
-        case MIXER_GD: gdn_forward(ctx->y, state, ctx->xn, L->mixer, &hp->gdn, n, D, eps, &ctx->gdn); break;
-        case MIXER_XM: mlstm_forward(ctx->y, state, ctx->xn, L->mixer, &hp->xm, n, D, &ctx->xm); break;
-        case MIXER_TM: titans_forward(ctx->y, state, ctx->xn, L->mixer, &hp->tm, n, D, &ctx->tm); break;
-        case MIXER_SK:
-            tsp_forward(ctx->y, state, ctx->xn, L->mixer, &hp->gdn, &hp->sk, n, D, eps, &ctx->gdn, &ctx->sk);
-            break;
-        }
-        add_rows(ctx->x, ctx->y, n * D);
-
-        rmsnorm_rows(ctx->xn, ctx->x, L->ffn_norm, n, D, eps);
-        switch (L->ffn_type) {
-        case FFN_DENSE:
-            ffn_forward(ctx->y, ctx->xn, L->ffn, n, D, hp->n_ff, ctx->ffn_gate, ctx->ffn_up, ctx->act);
-            break;
-        case FFN_MOE: moe_forward(ctx->y, ctx->xn, L->ffn, &hp->moe, n, D, &ctx->moe); break;
-        }
-        add_rows(ctx->x, ctx->y, n * D);
+    if (hp->loop.enabled) {
+        for (int32_t il = 0; il < hp->loop.loop0; il++)
+            if ((st = run_block(ctx, il, 0, n))) return st;
+        if ((st = parcae_loop(ctx, n))) return st;
+        for (int32_t il = hp->loop.coda0; il < hp->n_layer; il++)
+            if ((st = run_block(ctx, il, 0, n))) return st;
+    } else {
+        for (int32_t il = 0; il < hp->n_layer; il++)
+            if ((st = run_block(ctx, il, 0, n))) return st;
     }
     if (poll_abort(ctx)) return braid_fail(BRAID_ABORTED, "eval aborted before the output head");
 

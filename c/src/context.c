@@ -9,7 +9,8 @@
  *   8       8     u64 model fingerprint (FNV-1a of the hyper-parameters)
  *   16      8     i64 n_past
  *   24      8     u64 payload length (bytes)
- *   32      P     payload: every layer's recurrent state in layer order, f32
+ *   32      P     payload: every layer's recurrent state in layer order, f32 (a loop
+ *                 layer of a looping model: chimera.loop.max copies, iteration 1 first)
  *                 (GD: S [H, d_v, d_k], conv tails q, k, v [K-1, channels];
  *                  XM, TM, SK: see docs/format.md and mlstm.h / titans.h / tsp.h)
  *   32+P    4     u32 CRC-32 of bytes [0, 32+P)
@@ -193,6 +194,7 @@ static void layout(braid_context *ctx, carver *c) {
         e->eo = CARVE_F(B * D);
         e->slot = CARVE_F(B * K * D);
     }
+    if (hp->loop.enabled) ctx->inj = CARVE_F(B * D);
     if (hp->span_gate) {
         ctx->span_in = CARVE_F(B * (D + 1));
         ctx->span_g = CARVE_F(B * D);
@@ -210,6 +212,7 @@ BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch,
     const model_hparams *hp = &model->hp;
     ctx->model = model;
     ctx->max_batch = max_batch;
+    ctx->n_loops = hp->loop.def;
     atomic_init(&ctx->abort, 0);
     const braid_model *m = model;
     int64_t ff = hp->n_ff, cols = BRAID_MAX(hp->n_embd, (int64_t)hp->gdn.n_head * hp->gdn.d_v);
@@ -281,9 +284,23 @@ static int32_t context_reset_impl(braid_context *ctx) {
     if (!ctx) return braid_fail(BRAID_ERR_INVALID_ARG, "reset: ctx is NULL");
     memset(ctx->state, 0, (size_t)ctx->model->state_floats * sizeof(float));
     ctx->n_past = 0;
+    ctx->n_loops = ctx->model->hp.loop.def;
     braid_clear_error();
     return BRAID_OK;
 }
+
+static int32_t context_set_loops_impl(braid_context *ctx, int32_t n_loops) {
+    if (!ctx) return braid_fail(BRAID_ERR_INVALID_ARG, "set_loops: ctx is NULL");
+    const int32_t max = ctx->model->hp.loop.max;
+    if (n_loops < 1 || n_loops > max)
+        return braid_fail(BRAID_ERR_INVALID_ARG, "set_loops: %d loops is outside [1, %d]%s", n_loops, max,
+                          ctx->model->hp.loop.enabled ? " (chimera.loop.max)" : " (the model does not loop)");
+    ctx->n_loops = n_loops;
+    braid_clear_error();
+    return BRAID_OK;
+}
+
+BRAID_API int32_t braid_context_loops(const braid_context *ctx) { return ctx ? ctx->n_loops : 0; }
 
 BRAID_API void braid_context_abort(braid_context *ctx) {
     if (ctx) atomic_store(&ctx->abort, 1);
@@ -398,6 +415,10 @@ BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *t
 }
 
 BRAID_API int32_t braid_context_reset(braid_context *ctx) { return recorded(ctx, context_reset_impl(ctx)); }
+
+BRAID_API int32_t braid_context_set_loops(braid_context *ctx, int32_t n_loops) {
+    return recorded(ctx, context_set_loops_impl(ctx, n_loops));
+}
 
 BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *buf, int64_t buf_size) {
     return recorded(ctx, context_state_save_impl(ctx, buf, buf_size));

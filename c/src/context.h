@@ -21,6 +21,7 @@ struct braid_context {
     int32_t max_batch;
     int64_t n_past;
     atomic_int abort;
+    int32_t n_loops;    /* Parcae loop count of the next evals (1 without looping) */
 
     float *state;       /* [model->state_floats] */
 
@@ -37,6 +38,7 @@ struct braid_context {
     moe_buffers moe;    /* MoE FFN activations */
     float *span_in;     /* [B, D+1] span gate input [h ; risk] */
     float *span_g;      /* [B, D] span gate pre-activations */
+    float *inj;         /* [B, D] Parcae injection Δ ⊙ (B e) (looping models) */
     act_q8 *act;        /* [B] quantized rows, each act_cols wide */
     act_q8 *act2;       /* [B] more rows of the same width (MoE expert hidden) */
     int64_t act_cols;   /* widest BitLinear input: max(D, I, every family's inner width) */

@@ -55,6 +55,52 @@ static int32_t read_hparams(const gguf_file *f, model_hparams *hp) {
     return BRAID_OK;
 }
 
+/* Parcae looping (§2.11, docs/format.md): absent chimera.loop.loop = no looping. The three
+ * inclusive ranges must tile the layers in order: prelude [0, a], loop [a+1, b], coda [b+1, L-1]. */
+static int32_t get_range(const gguf_file *f, const char *key, int32_t out[2]) {
+    const gguf_kv *kv = gguf_find_kv(f, key);
+    if (!kv) return braid_fail(BRAID_ERR_FORMAT, "missing metadata key '%s'", key);
+    if (kv->type != GGUF_TYPE_ARRAY || kv->arr_n != 2)
+        return braid_fail(BRAID_ERR_FORMAT, "metadata %s must be an array of two layer indices [first, last]", key);
+    for (uint64_t i = 0; i < 2; i++) {
+        int64_t v;
+        int32_t st = gguf_arr_int(f, kv, i, &v);
+        if (st) return st;
+        if (v < 0 || v > 4096) return braid_fail(BRAID_ERR_FORMAT, "metadata %s[%llu] = %lld is not a layer index", key, (unsigned long long)i, (long long)v);
+        out[i] = (int32_t)v;
+    }
+    return BRAID_OK;
+}
+
+static int32_t read_loop_hparams(const gguf_file *f, model_hparams *hp) {
+    loop_hparams *lp = &hp->loop;
+    lp->max = lp->def = 1;
+    if (!gguf_find_kv(f, "chimera.loop.loop")) return BRAID_OK;
+    int32_t st, pre[2], loop[2], coda[2];
+    if ((st = get_range(f, "chimera.loop.prelude", pre))) return st;
+    if ((st = get_range(f, "chimera.loop.loop", loop))) return st;
+    if ((st = get_range(f, "chimera.loop.coda", coda))) return st;
+    if (pre[0] != 0 || pre[1] < pre[0] || loop[0] != pre[1] + 1 || loop[1] < loop[0] || coda[0] != loop[1] + 1 ||
+        coda[1] < coda[0] || coda[1] != hp->n_layer - 1)
+        return braid_fail(BRAID_ERR_FORMAT,
+                          "chimera.loop ranges prelude [%d, %d], loop [%d, %d], coda [%d, %d] do not tile layers 0..%d "
+                          "in order (each range non-empty)",
+                          pre[0], pre[1], loop[0], loop[1], coda[0], coda[1], hp->n_layer - 1);
+    if ((st = get_ranged(f, "chimera.loop.max", 1, 64, &lp->max))) return st;
+    if ((st = get_ranged(f, "chimera.loop.default", 1, lp->max, &lp->def))) return st;
+    gguf_str bt;
+    if ((st = gguf_get_str(f, "chimera.loop.backward_truncation", &bt))) return st;
+    if (gguf_str_eq(bt, "half"))
+        lp->bptt_half = 1;
+    else if (!gguf_str_eq(bt, "full"))
+        return braid_fail(BRAID_ERR_FORMAT, "chimera.loop.backward_truncation '%.*s' is not \"half\" or \"full\"",
+                          (int)BRAID_MIN(bt.len, 32), bt.ptr);
+    lp->enabled = 1;
+    lp->loop0 = loop[0];
+    lp->coda0 = coda[0];
+    return BRAID_OK;
+}
+
 /* ---- tensors ------------------------------------------------------------------ */
 
 /* Finds `name` and checks type and GGUF dims ne[0..nd) (ne[0] fastest = cols). */
@@ -246,6 +292,7 @@ static uint64_t fingerprint(const braid_model *m) {
     if (m->n_of[MIXER_SK]) h = fnv1a(h, &hp->sk, sizeof hp->sk);
     if (hp->n_moe_layers) h = fnv1a(h, &hp->moe, sizeof hp->moe);
     h = fnv1a(h, &hp->span_gate, sizeof hp->span_gate);
+    if (hp->loop.enabled) h = fnv1a(h, &hp->loop, sizeof hp->loop);
     for (int i = 0; i < hp->n_layer; i++) {
         int32_t kinds[2] = {(int32_t)m->layers[i].mixer_type, (int32_t)m->layers[i].ffn_type};
         h = fnv1a(h, kinds, sizeof kinds);
@@ -342,6 +389,12 @@ static char *describe(const braid_model *m) {
                       "\"feed_forward_length\":%d,\"routed_scaling_factor\":%g}",
                   hp->moe.n_expert, hp->moe.n_used, hp->moe.n_shared, hp->moe.ff, (double)hp->moe.scale);
     }
+    if (hp->loop.enabled)
+        sb_printf(&b,
+                  ",\"looping\":{\"prelude\":[0,%d],\"loop\":[%d,%d],\"coda\":[%d,%d],\"max\":%d,\"default\":%d,"
+                  "\"backward_truncation\":\"%s\"}",
+                  hp->loop.loop0 - 1, hp->loop.loop0, hp->loop.coda0 - 1, hp->loop.coda0, hp->n_layer - 1, hp->loop.max,
+                  hp->loop.def, hp->loop.bptt_half ? "half" : "full");
     sb_printf(&b, ",\"span_gate\":%s}", hp->span_gate ? "true" : "false");
     if (b.oom) {
         free(b.p);
@@ -486,8 +539,10 @@ static int32_t load_layers(braid_model *m) {
         L->attn_norm = p;
         if ((st = want_blk(f, il, "ffn_norm.weight", GGML_TYPE_F32, 0, hp->n_embd, &p))) return st;
         L->ffn_norm = p;
+        const loop_hparams *lp = &hp->loop;
+        L->state_copies = lp->enabled && il >= lp->loop0 && il < lp->coda0 ? lp->max : 1;
         L->state_offset = state;
-        state += L->state_floats;
+        state += L->state_floats * L->state_copies;
     }
     m->state_floats = state;
     return BRAID_OK;
@@ -532,6 +587,34 @@ static int32_t load(braid_model *m) {
         m->risk_w = p;
         if ((st = want(f, "output_gate.weight", GGML_TYPE_F32, hp->n_embd, hp->n_embd + 1, &p))) return st;
         m->gate_w = p;
+    }
+
+    if ((st = read_loop_hparams(f, &m->hp))) return st;
+    if (hp->loop.enabled) {
+        parcae_weights *pw = &m->parcae;
+        const int64_t D = hp->n_embd;
+        if ((st = want(f, "parcae.prelude_norm.weight", GGML_TYPE_F32, 0, D, &p))) return st;
+        pw->prelude_norm = p;
+        if ((st = want(f, "parcae.a_log", GGML_TYPE_F32, 0, D, &p))) return st;
+        pw->a_log = p;
+        if ((st = want(f, "parcae.dt_bias", GGML_TYPE_F32, 0, D, &p))) return st;
+        pw->dt_bias = p;
+        if ((st = want(f, "parcae.b.weight", GGML_TYPE_F32, D, D, &p))) return st;
+        pw->b = p;
+        if ((st = want(f, "parcae.c.weight", GGML_TYPE_F32, D, D, &p))) return st;
+        pw->c = p;
+        pw->abar = malloc(sizeof(float) * (size_t)D);
+        pw->delta = malloc(sizeof(float) * (size_t)D);
+        if (!pw->abar || !pw->delta) return braid_fail(BRAID_ERR_NOMEM, "out of memory for the Parcae injection");
+        for (int64_t j = 0; j < D; j++) {
+            /* Δ = softplus(dt_bias) (stable form), Ā = exp(−Δ·exp(A_log)) ∈ (0, 1] */
+            const double z = pw->dt_bias[j], dt = z > 0 ? z + log1p(exp(-z)) : log1p(exp(z));
+            pw->delta[j] = (float)dt;
+            pw->abar[j] = (float)exp(-dt * exp((double)pw->a_log[j]));
+            if (!isfinite(pw->delta[j]) || !isfinite(pw->abar[j]))
+                return braid_fail(BRAID_ERR_FORMAT, "parcae.a_log / parcae.dt_bias give a non-finite injection at %lld",
+                                  (long long)j);
+        }
     }
 
     const size_t L = (size_t)hp->n_layer;
@@ -583,6 +666,8 @@ BRAID_API void braid_model_free(braid_model *m) {
     free(m->tm);
     free(m->sk);
     free(m->moe);
+    free(m->parcae.abar);
+    free(m->parcae.delta);
     free(m->describe);
     free(m);
 }
@@ -590,5 +675,6 @@ BRAID_API void braid_model_free(braid_model *m) {
 BRAID_API int32_t braid_model_n_vocab(const braid_model *m) { return m ? m->hp.n_vocab : 0; }
 BRAID_API int32_t braid_model_n_embd(const braid_model *m) { return m ? m->hp.n_embd : 0; }
 BRAID_API int32_t braid_model_n_layer(const braid_model *m) { return m ? m->hp.n_layer : 0; }
+BRAID_API int32_t braid_model_loop_max(const braid_model *m) { return m && m->hp.loop.enabled ? m->hp.loop.max : 0; }
 BRAID_API int64_t braid_model_tensor_bytes(const braid_model *m) { return m ? (int64_t)m->gguf->data_bytes : 0; }
 BRAID_API const char *braid_model_describe(const braid_model *m) { return m ? m->describe : "{}"; }

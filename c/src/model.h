@@ -40,8 +40,28 @@ typedef struct {
     const float *attn_norm; /* [D] pre-mixer RMSNorm */
     const float *ffn_norm;  /* [D] pre-FFN RMSNorm */
     int64_t state_offset;   /* this layer's first float in the context's state array */
-    int64_t state_floats;
+    int64_t state_floats;   /* one copy; loop layers keep loop.max copies back to back (§2.11) */
+    int32_t state_copies;   /* 1, or loop.max for a layer inside the Parcae loop */
 } model_layer;
+
+/* Parcae looping (§2.11): layers [0, loop0) prelude, [loop0, coda0) loop, [coda0, L) coda. */
+typedef struct {
+    int32_t enabled;        /* 0: no chimera.loop.* keys, every layer runs once */
+    int32_t loop0, coda0;   /* first loop layer, first coda layer */
+    int32_t max, def;       /* loop counts 1..max; def for a new context */
+    int32_t bptt_half;      /* chimera.loop.backward_truncation: 1 "half" (grad through the last ceil(n/2)), 0 "full" */
+} loop_hparams;
+
+/* Parcae injection weights (§2.11); abar and delta are derived at load (model-owned). */
+typedef struct {
+    const float *prelude_norm; /* [D] RMSNorm on the prelude output: e */
+    const float *a_log;        /* [D] A = exp(a_log) */
+    const float *dt_bias;      /* [D] Δ = softplus(dt_bias) */
+    const float *b;            /* F32 [D, D] injection B */
+    const float *c;            /* F32 [D, D] output projection C */
+    float *abar;               /* [D] exp(-Δ ⊙ A) */
+    float *delta;              /* [D] Δ */
+} parcae_weights;
 
 typedef struct {
     int32_t n_vocab, n_embd, n_ff, n_layer;
@@ -54,6 +74,7 @@ typedef struct {
     moe_hparams moe;     /* valid if any layer is MoE */
     int32_t n_moe_layers;
     int32_t span_gate;   /* 1: span-engine risk gate on the final hidden state (§2.13) */
+    loop_hparams loop;   /* Parcae looping (§2.11) */
 } model_hparams;
 
 struct braid_model {
@@ -64,6 +85,7 @@ struct braid_model {
     const float *output_norm;  /* [D] */
     const float *risk_w;       /* [D] span gate w_risk (span_gate only) */
     const float *gate_w;       /* F32 [D, D+1] span gate W_rg (span_gate only) */
+    parcae_weights parcae;     /* valid if hp.loop.enabled */
     model_layer *layers;       /* [n_layer] */
     gdn_weights *gdn;          /* [n_layer] storage for MIXER_GD layers */
     ffn_weights *ffn;          /* [n_layer] storage for FFN_DENSE layers */

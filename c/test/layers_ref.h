@@ -32,6 +32,8 @@ typedef struct {
     const char *bad_shape;            /* tensor written with ne[0] + 1 */
     const char *skip_key;             /* metadata key to leave out */
     int moe_dup;                      /* list the first MoE layer twice */
+    int lmax;                         /* Parcae: 0 = no looping, else chimera.loop.max */
+    int loop0, coda0, ldef;           /* first loop layer, first coda layer, default count */
 } lcfg;
 
 /* Host copies of every tensor, by name (BT2 ones as their bytes). */
@@ -203,6 +205,16 @@ static void make_model(const char *path, lcfg c) {
         kv_f32(&w, &c, "chimera.moe.routed_scaling_factor", 1.0f);
     }
     if (c.span) gw_kv_u32(&w, "chimera.span_engine.risk_gate", 1);
+    if (c.lmax) {
+        const int32_t pre[2] = {0, c.loop0 - 1}, loop[2] = {c.loop0, c.coda0 - 1}, coda[2] = {c.coda0, c.L - 1};
+        gw_kv_arr_i32(&w, "chimera.loop.prelude", pre, 2);
+        if (!(c.skip_key && !strcmp(c.skip_key, "chimera.loop.loop"))) gw_kv_arr_i32(&w, "chimera.loop.loop", loop, 2);
+        gw_kv_arr_i32(&w, "chimera.loop.coda", coda, 2);
+        kv_u32(&w, &c, "chimera.loop.max", (uint32_t)c.lmax);
+        kv_u32(&w, &c, "chimera.loop.default", (uint32_t)c.ldef);
+        if (!(c.skip_key && !strcmp(c.skip_key, "chimera.loop.backward_truncation")))
+            gw_kv_str(&w, "chimera.loop.backward_truncation", "half");
+    }
 
     const int64_t D = c.D, I = c.I, V = c.V;
     mat(&w, &c, "token_embd.weight", rand_vec(V * D, 0.0f, 0.3f), V, D);
@@ -210,6 +222,15 @@ static void make_model(const char *path, lcfg c) {
     if (c.span) {
         vec(&w, &c, "output_risk.weight", rand_vec(D, 0.0f, 0.3f), D);
         mat(&w, &c, "output_gate.weight", rand_vec(D * (D + 1), 0.0f, 1.0f / sqrtf((float)D)), D, D + 1);
+    }
+    if (c.lmax) { /* non-trivial Parcae weights so every term of §2.11 shows in the logits */
+        vec(&w, &c, "parcae.prelude_norm.weight", rand_vec(D, 1.0f, 0.1f), D);
+        vec(&w, &c, "parcae.a_log", rand_vec(D, 0.0f, 0.5f), D);
+        vec(&w, &c, "parcae.dt_bias", rand_vec(D, 0.0f, 1.0f), D);
+        float *b = rand_vec(D * D, 0.0f, 0.3f / sqrtf((float)D)), *cm = rand_vec(D * D, 0.0f, 0.3f / sqrtf((float)D));
+        for (int64_t j = 0; j < D; j++) b[j * D + j] += 1.0f, cm[j * D + j] += 1.0f;
+        mat(&w, &c, "parcae.b.weight", b, D, D);
+        mat(&w, &c, "parcae.c.weight", cm, D, D);
     }
     for (int il = 0; il < c.L; il++) {
         char n[96];
@@ -643,30 +664,74 @@ static void ref_moe(double *y, const lcfg *c, int il, const double *x) {
     free(s), free(t);
 }
 
-/* logits [T, V] from a zero state */
-static void ref_forward(double *logits, const lcfg *c, const int32_t *tok, int64_t T) {
+/* x [T, D] ← block il (pre-norm mixer + FFN, residual) over T tokens from a zero state. */
+static void ref_block(double *x, const lcfg *c, int il, int64_t T) {
+    const int64_t D = c->D;
+    double *xn = DBL(T * D), *y = DBL(T * D);
+    for (int64_t t = 0; t < T; t++) ref_rmsnorm(xn + t * D, x + t * D, HF("blk.%d.attn_norm.weight", il), D, 1e-6f);
+    const char *ty = c->types[il];
+    if (!strcmp(ty, "GD")) ref_gdn(y, c, il, xn, T);
+    if (!strcmp(ty, "XM")) ref_xm(y, c, il, xn, T);
+    if (!strcmp(ty, "TM")) ref_tm(y, c, il, xn, T);
+    if (!strcmp(ty, "SK")) ref_sk(y, c, il, xn, T);
+    for (int64_t i = 0; i < T * D; i++) x[i] += y[i];
+    for (int64_t t = 0; t < T; t++) {
+        ref_rmsnorm(xn + t * D, x + t * D, HF("blk.%d.ffn_norm.weight", il), D, 1e-6f);
+        if (is_moe(c, il))
+            ref_moe(y + t * D, c, il, xn + t * D);
+        else
+            ref_swiglu_mlp(y + t * D, HQ("blk.%d.ffn_gate.weight", il), HQ("blk.%d.ffn_up.weight", il),
+                           HQ("blk.%d.ffn_down.weight", il), D, c->I, xn + t * D);
+    }
+    for (int64_t i = 0; i < T * D; i++) x[i] += y[i];
+    free(xn), free(y);
+}
+
+/* Parcae (§2.11) on x [T, D] with per-token loop counts `loops` (all >= 1), written from the
+ * spec and the documented stale-state rule, independently of the library's code path: the
+ * state of loop iteration k only ever sees the tokens that ran iteration k, so iteration k of
+ * every loop layer is the layer run from a zero state over the subsequence {t : loops[t] >= k}.
+ *   e = RMSNorm(x; prelude_norm), inj = softplus(dt_bias) ⊙ (B e), Ā = exp(−Δ ⊙ exp(A_log))
+ *   h_0 = 0, h_k = R_k(Ā ⊙ h_{k−1} + inj), x ← C h_{loops[t]} */
+static void ref_parcae(double *x, const lcfg *c, const int *loops, int64_t T) {
+    const int64_t D = c->D;
+    double *e = DBL(D), *inj = DBL(T * D), *h = DBL(T * D), *sub = DBL(T * D), *abar = DBL(D), *dt = DBL(D);
+    int64_t *idx = calloc((size_t)T + 1, sizeof(int64_t));
+    const float *al = HF("parcae.a_log"), *db = HF("parcae.dt_bias");
+    for (int64_t j = 0; j < D; j++) dt[j] = log1p(exp((double)db[j])), abar[j] = exp(-dt[j] * exp((double)al[j]));
+    int kmax = 0;
+    for (int64_t t = 0; t < T; t++) {
+        ref_rmsnorm(e, x + t * D, HF("parcae.prelude_norm.weight"), D, 1e-6f);
+        ref_linear(inj + t * D, HF("parcae.b.weight"), D, D, e);
+        for (int64_t j = 0; j < D; j++) inj[t * D + j] *= dt[j];
+        if (loops[t] > kmax) kmax = loops[t];
+    }
+    for (int k = 1; k <= kmax; k++) {
+        int64_t m = 0;
+        for (int64_t t = 0; t < T; t++)
+            if (loops[t] >= k) idx[m++] = t;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < D; j++) sub[i * D + j] = abar[j] * h[idx[i] * D + j] + inj[idx[i] * D + j];
+        for (int il = c->loop0; il < c->coda0; il++) ref_block(sub, c, il, m);
+        for (int64_t i = 0; i < m; i++) memcpy(h + idx[i] * D, sub + i * D, sizeof(double) * (size_t)D);
+    }
+    for (int64_t t = 0; t < T; t++) ref_linear(x + t * D, HF("parcae.c.weight"), D, D, h + t * D);
+    free(e), free(inj), free(h), free(sub), free(abar), free(dt), free(idx);
+}
+
+/* logits [T, V] from a zero state; loops[t] = token t's loop count (looping models; NULL otherwise) */
+static void ref_forward_loops(double *logits, const lcfg *c, const int32_t *tok, int64_t T, const int *loops) {
     const int64_t D = c->D, V = c->V;
-    double *x = DBL(T * D), *xn = DBL(T * D), *y = DBL(T * D), *h1 = DBL(D + 1), *g = DBL(D);
+    double *x = DBL(T * D), *xn = DBL(T * D), *h1 = DBL(D + 1), *g = DBL(D);
     const float *E = HF("token_embd.weight");
     for (int64_t t = 0; t < T; t++)
         for (int64_t j = 0; j < D; j++) x[t * D + j] = E[(int64_t)tok[t] * D + j];
-    for (int il = 0; il < c->L; il++) {
-        for (int64_t t = 0; t < T; t++) ref_rmsnorm(xn + t * D, x + t * D, HF("blk.%d.attn_norm.weight", il), D, 1e-6f);
-        const char *ty = c->types[il];
-        if (!strcmp(ty, "GD")) ref_gdn(y, c, il, xn, T);
-        if (!strcmp(ty, "XM")) ref_xm(y, c, il, xn, T);
-        if (!strcmp(ty, "TM")) ref_tm(y, c, il, xn, T);
-        if (!strcmp(ty, "SK")) ref_sk(y, c, il, xn, T);
-        for (int64_t i = 0; i < T * D; i++) x[i] += y[i];
-        for (int64_t t = 0; t < T; t++) {
-            ref_rmsnorm(xn + t * D, x + t * D, HF("blk.%d.ffn_norm.weight", il), D, 1e-6f);
-            if (is_moe(c, il))
-                ref_moe(y + t * D, c, il, xn + t * D);
-            else
-                ref_swiglu_mlp(y + t * D, HQ("blk.%d.ffn_gate.weight", il), HQ("blk.%d.ffn_up.weight", il),
-                               HQ("blk.%d.ffn_down.weight", il), D, c->I, xn + t * D);
-        }
-        for (int64_t i = 0; i < T * D; i++) x[i] += y[i];
+    if (c->lmax) {
+        for (int il = 0; il < c->loop0; il++) ref_block(x, c, il, T);
+        ref_parcae(x, c, loops, T);
+        for (int il = c->coda0; il < c->L; il++) ref_block(x, c, il, T);
+    } else {
+        for (int il = 0; il < c->L; il++) ref_block(x, c, il, T);
     }
     for (int64_t t = 0; t < T; t++) {
         double *h = xn + t * D;
@@ -685,7 +750,11 @@ static void ref_forward(double *logits, const lcfg *c, const int32_t *tok, int64
             logits[t * V + v] = s;
         }
     }
-    free(x), free(xn), free(y), free(h1), free(g);
+    free(x), free(xn), free(h1), free(g);
+}
+
+static void ref_forward(double *logits, const lcfg *c, const int32_t *tok, int64_t T) {
+    ref_forward_loops(logits, c, tok, T, NULL);
 }
 
 #endif /* BRAID_TEST_LAYERS_REF_H */

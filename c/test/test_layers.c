@@ -320,6 +320,295 @@ static void test_load_validation(void) {
     unlink(tmp_path("gd.gguf"));
 }
 
+/* ---- Parcae looping (§2.11) --------------------------------------------------------------- */
+
+static lcfg loop_cfg(void) {
+    lcfg c = base_cfg();
+    c.L = 4;
+    const char *t[4] = {"GD", "XM", "TM", "GD"}; /* prelude GD | loop XM, TM (MoE) | coda GD */
+    memcpy(c.types, t, sizeof t);
+    c.n_moe = 1, c.moe[0] = 2;
+    c.lmax = 4, c.ldef = 2, c.loop0 = 1, c.coda0 = 3;
+    return c;
+}
+
+/* Per-token loop counts in runs (the valve changes the count between steps, not every token). */
+static void make_schedule(int *loops, int T, int lmax) {
+    for (int t = 0; t < T;) {
+        int run = 1 + (int)(rng_u64() % 5), k = 1 + (int)(rng_u64() % (uint64_t)lmax);
+        for (int i = 0; i < run && t < T; i++) loops[t++] = k;
+    }
+}
+
+/* Token by token, each token with its own count (the decode path the valve drives). */
+static int eval_stepwise(braid_context *ctx, const int32_t *tok, const int *loops, int T, int V, float *out) {
+    int ok = 1;
+    for (int t = 0; t < T; t++) {
+        ok &= braid_context_set_loops(ctx, loops[t]) == BRAID_OK;
+        ok &= braid_context_eval(ctx, tok + t, 1, 1, out + (int64_t)t * V) == BRAID_OK;
+    }
+    return ok;
+}
+
+/* Runs of equal counts as one eval call each, a run split once more at a random point. */
+static int eval_grouped(braid_context *ctx, const int32_t *tok, const int *loops, int T, int V, float *out) {
+    int ok = 1;
+    for (int t = 0; t < T;) {
+        int e = t;
+        while (e < T && loops[e] == loops[t]) e++;
+        int cut = t + (int)(rng_u64() % (uint64_t)(e - t + 1));
+        ok &= braid_context_set_loops(ctx, loops[t]) == BRAID_OK;
+        if (cut > t) ok &= braid_context_eval(ctx, tok + t, cut - t, 1, out + (int64_t)t * V) == BRAID_OK;
+        if (e > cut) ok &= braid_context_eval(ctx, tok + cut, e - cut, 1, out + (int64_t)cut * V) == BRAID_OK;
+        t = e;
+    }
+    return ok;
+}
+
+/* Library vs the double reference (ref_parcae) at fixed counts 1, 2, 4 and under a per-token
+ * schedule (which checks the frozen-iteration rule itself). Same tolerance rule as test_reference. */
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void test_loop_reference(void) {
+    /* no MoE / Titans inside the loop here: their top-k near-ties and segment attention are
+     * the most rounding-sensitive parts (test_reference covers them) and 4 iterations would
+     * re-run every flip 4 times; the context tests below use the full loop_cfg */
+    lcfg c = loop_cfg();
+    c.n_moe = 0, c.types[2] = "GD";
+    const char *path = tmp_path("loop_ref.gguf");
+    make_model(path, c);
+    braid_model *m = load_ok(path);
+    if (!m) return;
+    enum { T = 12, NP = 10 };
+    const int V = c.V;
+    braid_context *ctx = NULL;
+    CHECK(braid_context_new(m, T, &ctx) == BRAID_OK, "context_new");
+    float *lib = malloc(sizeof(float) * T * (size_t)V), *reff = malloc(sizeof(float) * T * (size_t)V);
+    double *ref = malloc(sizeof(double) * T * (size_t)V), errs[NP * T];
+    int32_t tok[T];
+    int loops[T];
+    for (int mode = 0; mode < 4; mode++) {
+        const int fixed[3] = {1, 2, 4};
+        int clean = 0, off = 0;
+        double worst = 0, typical = 0, scale = 0;
+        for (int p = 0; p < NP; p++) {
+            for (int i = 0; i < T; i++) tok[i] = (int32_t)(rng_u64() % (uint64_t)V);
+            if (mode < 3)
+                for (int i = 0; i < T; i++) loops[i] = fixed[mode];
+            else
+                make_schedule(loops, T, c.lmax);
+            braid_context_reset(ctx);
+            CHECK(eval_stepwise(ctx, tok, loops, T, V, lib), "eval: %s", braid_last_error());
+            ref_forward_loops(ref, &c, tok, T, loops);
+            for (int i = 0; i < T * V; i++) reff[i] = (float)ref[i], scale = fmax(scale, fabs(ref[i]));
+            int off_p = 0;
+            for (int t = 0; t < T; t++) {
+                double e = max_rel_err(lib + t * V, reff + t * V, V);
+                errs[p * T + t] = e;
+                if (e < 1e-3)
+                    typical = fmax(typical, e);
+                else
+                    off_p++;
+                if (!(e <= worst)) worst = e;
+            }
+            off += off_p;
+            clean += off_p == 0;
+        }
+        const char *what = mode == 0 ? "1 loop" : mode == 1 ? "2 loops" : mode == 2 ? "4 loops" : "schedule";
+        qsort(errs, NP * T, sizeof errs[0], cmp_double);
+        printf("reference parcae %s (isa %d): rows within 1e-3 agree to %.3g; %d rows beyond (worst %.3g); %d of %d "
+               "prompts entirely within; max |logit| %.3g; row err p50 %.3g p75 %.3g p90 %.3g\n",
+               what, braid_isa_get(), typical, off, worst, clean, NP, scale, errs[NP * T / 2], errs[NP * T * 3 / 4],
+               errs[NP * T * 9 / 10]);
+        CHECK(scale > 1.0, "parcae %s: reference logits suspiciously small", what);
+        CHECK(errs[NP * T * 19 / 20] < 0.5, "parcae %s: library vs double reference: p95 row error %g (worst %g)", what,
+              errs[NP * T * 19 / 20], worst);
+        /* a rounding flip (see test_reference) shifts the rest of its prompt by ~1e-2 and each
+         * iteration re-runs the flips, so whole prompts are not required to be clean here; a wrong
+         * formula or stale-state rule moves every row (p50 ~1e-1), a right one leaves most at ~1e-6 */
+        CHECK(errs[NP * T / 2] < 1e-3, "parcae %s: median row error %g vs the double reference", what, errs[NP * T / 2]);
+    }
+    free(lib), free(reff), free(ref);
+    braid_context_free(ctx);
+    braid_model_free(m);
+    unlink(path);
+}
+
+static int64_t loop_state_size(lcfg c) {
+    make_model(tmp_path("loop_sz.gguf"), c);
+    braid_model *m = load_ok(tmp_path("loop_sz.gguf"));
+    braid_context *ctx = NULL;
+    int64_t sz = m && braid_context_new(m, 1, &ctx) == BRAID_OK ? braid_context_state_size(ctx) : -1;
+    braid_context_free(ctx);
+    braid_model_free(m);
+    unlink(tmp_path("loop_sz.gguf"));
+    return sz;
+}
+
+static void test_loop_context(void) {
+    lcfg c = loop_cfg();
+    const char *path = tmp_path("loop.gguf");
+    make_model(path, c);
+    braid_model *m = load_ok(path);
+    if (!m) return;
+    const char *desc = braid_model_describe(m);
+    CHECK(strstr(desc, "\"looping\":{\"prelude\":[0,0],\"loop\":[1,2],\"coda\":[3,3],\"max\":4,\"default\":2,"
+                       "\"backward_truncation\":\"half\"}"),
+          "describe: %s", desc);
+    CHECK(braid_model_loop_max(m) == 4, "loop_max %d", braid_model_loop_max(m));
+    enum { T = 27, MB = 32 }; /* crosses Titans segments (C_s = 8) */
+    const int V = c.V;
+    braid_context *ctx = NULL, *ctx2 = NULL;
+    CHECK(braid_context_new(m, MB, &ctx) == BRAID_OK && braid_context_new(m, MB, &ctx2) == BRAID_OK, "context_new");
+    float *all = malloc(sizeof(float) * T * (size_t)V), *step = malloc(sizeof(float) * T * (size_t)V),
+          *tmp = malloc(sizeof(float) * T * (size_t)V), *one = malloc(sizeof(float) * T * (size_t)V);
+    int32_t tok[T];
+    int loops[T];
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(rng_u64() % (uint64_t)V);
+
+    /* the setting: default, validation, reset restores the default */
+    CHECK(braid_context_loops(ctx) == 2, "default loops %d", braid_context_loops(ctx));
+    CHECK(braid_context_set_loops(ctx, 0) == BRAID_ERR_INVALID_ARG, "0 loops accepted");
+    CHECK(braid_context_set_loops(ctx, 5) == BRAID_ERR_INVALID_ARG && strstr(braid_context_last_error(ctx), "[1, 4]"),
+          "loops beyond chimera.loop.max accepted: %s", braid_context_last_error(ctx));
+    CHECK(braid_context_loops(ctx) == 2, "a rejected count changed the setting");
+    CHECK(braid_context_set_loops(ctx, 4) == BRAID_OK && braid_context_loops(ctx) == 4, "set 4");
+    braid_context_reset(ctx);
+    CHECK(braid_context_loops(ctx) == 2, "reset does not restore the default count");
+
+    /* fixed count: prefill == decode bit for bit, and the count changes the logits */
+    const int fixed[3] = {1, 2, 4};
+    for (int f = 0; f < 3; f++) {
+        braid_context_reset(ctx);
+        braid_context_set_loops(ctx, fixed[f]);
+        CHECK(braid_context_eval(ctx, tok, T, 1, all) == BRAID_OK, "prefill: %s", braid_last_error());
+        for (int i = 0; i < T; i++) loops[i] = fixed[f];
+        braid_context_reset(ctx);
+        CHECK(eval_stepwise(ctx, tok, loops, T, V, step), "decode");
+        CHECK(memcmp(all, step, sizeof(float) * T * (size_t)V) == 0, "%d loops: prefill vs decode not bit-identical (%g)",
+              fixed[f], max_rel_err(all, step, (int64_t)T * V));
+        if (f == 0)
+            memcpy(one, all, sizeof(float) * T * (size_t)V);
+        else
+            CHECK(max_rel_err(all, one, (int64_t)T * V) > 1e-3, "%d loops give the logits of 1 loop", fixed[f]);
+    }
+
+    /* per-token schedule: grouping into eval calls never changes the bits */
+    int differ = 0;
+    for (int p = 0; p < 4; p++) {
+        make_schedule(loops, T, c.lmax);
+        braid_context_reset(ctx);
+        CHECK(eval_stepwise(ctx, tok, loops, T, V, step), "stepwise");
+        braid_context_reset(ctx);
+        CHECK(eval_grouped(ctx, tok, loops, T, V, tmp), "grouped");
+        differ += memcmp(step, tmp, sizeof(float) * T * (size_t)V) != 0;
+    }
+    CHECK(differ == 0, "schedule: grouped evals vs token by token not bit-identical in %d of 4 schedules", differ);
+
+    /* threads */
+    int32_t threads = braid_thread_count();
+    braid_init(threads == 1 ? 2 : 1);
+    braid_context_reset(ctx);
+    CHECK(eval_grouped(ctx, tok, loops, T, V, tmp), "other thread count");
+    CHECK(memcmp(tmp, step, sizeof(float) * T * (size_t)V) == 0, "parcae: thread count changes the logits");
+    braid_init(threads);
+
+    /* state save/restore/copy mid-schedule (every iteration's state is in the blob) */
+    const int P = 13, R = T - P;
+    braid_context_reset(ctx);
+    CHECK(eval_stepwise(ctx, tok, loops, P, V, tmp), "prefix");
+    int64_t sz = braid_context_state_size(ctx);
+    uint8_t *blob = malloc((size_t)sz);
+    CHECK(braid_context_state_save(ctx, blob, sz) == BRAID_OK, "save: %s", braid_last_error());
+    float *a = malloc(sizeof(float) * (size_t)(R * V)), *b = malloc(sizeof(float) * (size_t)(R * V));
+    CHECK(eval_grouped(ctx, tok + P, loops + P, R, V, a), "continue A");
+    CHECK(memcmp(a, step + P * V, sizeof(float) * (size_t)(R * V)) == 0, "parcae: prefix + continuation != one run");
+    CHECK(braid_context_state_load(ctx, blob, sz) == BRAID_OK, "load: %s", braid_last_error());
+    CHECK(eval_stepwise(ctx, tok + P, loops + P, R, V, b), "continue B");
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)(R * V)) == 0, "parcae: restore + continue not bit-identical");
+    CHECK(braid_context_state_load(ctx, blob, sz) == BRAID_OK, "load again");
+    CHECK(braid_context_copy(ctx2, ctx) == BRAID_OK, "copy");
+    CHECK(eval_stepwise(ctx2, tok + P, loops + P, R, V, b), "continue copy");
+    CHECK(memcmp(a, b, sizeof(float) * (size_t)(R * V)) == 0, "parcae: copy + continue not bit-identical");
+
+    /* the frozen rule, directly: tokens run with 1 loop leave iterations 2..4 untouched, so the
+     * state bytes that change are at most the non-loop layers' plus one loop copy */
+    CHECK(braid_context_state_load(ctx, blob, sz) == BRAID_OK, "load before the frozen check");
+    braid_context_set_loops(ctx, 1);
+    CHECK(braid_context_eval(ctx, tok + P, 3, 0, tmp) == BRAID_OK, "1-loop tokens");
+    uint8_t *blob2 = malloc((size_t)sz);
+    CHECK(braid_context_state_save(ctx, blob2, sz) == BRAID_OK, "save 2");
+
+    /* state size: loop layers hold chimera.loop.max copies */
+    lcfg c1 = c, c2 = c;
+    c1.lmax = 1, c1.ldef = 1, c2.lmax = 2;
+    int64_t s1 = loop_state_size(c1), s2 = loop_state_size(c2);
+    CHECK(s2 > s1 && sz - s1 == 3 * (s2 - s1), "state sizes max=1 %lld, 2 %lld, 4 %lld: not base + (max-1) x loop layers",
+          (long long)s1, (long long)s2, (long long)sz);
+    const int64_t loop_bytes = s2 - s1, pre_coda = s1 - 36 - loop_bytes; /* header 32 + CRC 4 */
+    int64_t first = -1, last = -1;
+    for (int64_t i = 32; i < sz - 4; i++)
+        if (blob[i] != blob2[i]) last = i, first = first < 0 ? i : first;
+    /* layout: prelude | loop layer 1 x4 | loop layer 2 x4 | coda; changed bytes must avoid copies 2..4 */
+    int64_t pre = -1;
+    {
+        lcfg g = c;
+        g.L = 1, g.lmax = 0, g.n_moe = 0;
+        pre = loop_state_size(g) - 36; /* the prelude is one GD layer */
+    }
+    const int64_t xm_copy = 2 * 64 * 64 + 2 * 64 + 2 + 1; /* floats, see the mixed-model check above */
+    int64_t tm_copy = loop_bytes / 4 - xm_copy, bad = 0;
+    const int64_t starts[2] = {32 + pre, 32 + pre + 4 * 4 * xm_copy}, sizes[2] = {4 * xm_copy, 4 * tm_copy};
+    for (int l = 0; l < 2; l++)
+        for (int64_t i = starts[l] + sizes[l]; i < starts[l] + 4 * sizes[l]; i++) bad += blob[i] != blob2[i];
+    int64_t changed1 = 0;
+    for (int64_t i = starts[0]; i < starts[0] + sizes[0]; i++) changed1 += blob[i] != blob2[i];
+    CHECK(bad == 0 && changed1 > 0 && first >= 0 && pre_coda > 0,
+          "frozen rule: %lld bytes of iterations 2..4 changed after 1-loop tokens (iteration 1: %lld changed)",
+          (long long)bad, (long long)changed1);
+    (void)last;
+
+    free(all), free(step), free(tmp), free(one), free(blob), free(blob2), free(a), free(b);
+    braid_context_free(ctx);
+    braid_context_free(ctx2);
+    braid_model_free(m);
+    unlink(path);
+
+    /* a model without looping: only 1 loop */
+    lcfg g = base_cfg();
+    make_model(tmp_path("noloop.gguf"), g);
+    braid_model *mg = load_ok(tmp_path("noloop.gguf"));
+    braid_context *cg = NULL;
+    if (mg && braid_context_new(mg, 2, &cg) == BRAID_OK) {
+        CHECK(braid_model_loop_max(mg) == 0 && braid_context_loops(cg) == 1, "non-looping model reports loops");
+        CHECK(braid_context_set_loops(cg, 2) == BRAID_ERR_INVALID_ARG, "non-looping model accepted 2 loops");
+        CHECK(braid_context_set_loops(cg, 1) == BRAID_OK, "non-looping model rejects 1 loop");
+        CHECK(!strstr(braid_model_describe(mg), "looping"), "non-looping describe mentions looping");
+    }
+    braid_context_free(cg);
+    braid_model_free(mg);
+    unlink(tmp_path("noloop.gguf"));
+}
+
+static void test_loop_load_validation(void) {
+    lcfg c = loop_cfg(), x;
+    x = c, x.skip = "parcae.c.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "parcae.c.weight");
+    x = c, x.bad_shape = "parcae.a_log";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "parcae.a_log");
+    x = c, x.coda0 = 2, x.loop0 = 2; /* empty loop range */
+    expect_load_fail(x, BRAID_ERR_FORMAT, "do not tile");
+    x = c, x.ldef = 5;
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.loop.default");
+    x = c, x.skip_key = "chimera.loop.max";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.loop.max");
+    x = c, x.skip_key = "chimera.loop.backward_truncation";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.loop.backward_truncation");
+}
+
 /* A model written by another tool (BRAID_TEST_MODEL, e.g. engine/model-init's
  * writeRandomChimera): it loads, its logits are finite, and prefill == decode bit for bit. */
 static void test_external(const char *path) {
@@ -382,10 +671,14 @@ int main(void) {
         test_reference(c, "moe_gate.gguf", 17, 8, 0);
         test_reference(mixed_cfg(), "mixed.gguf", 16, 12, 3);
     }
+    for (int32_t isa = BRAID_ISA_REF; reference && isa <= BRAID_ISA_AVX512; isa++)
+        if (braid_isa_set(isa) == BRAID_OK) test_loop_reference();
     braid_isa_set(best);
     printf("context tests on isa %s\n", kernels()->name);
     test_context(mixed_cfg(), "mixed.gguf");
     test_load_validation();
+    test_loop_context();
+    test_loop_load_validation();
     host_clear();
     rmdir(g_dir);
     return harness_finish("test_layers");

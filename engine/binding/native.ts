@@ -73,6 +73,8 @@ export interface Native {
   modelNLayer(model: ModelHandle): number;
   modelTensorBytes(model: ModelHandle): number;
   modelDescribe(model: ModelHandle): string;
+  /** chimera.loop.max of a Parcae looping model, 0 if it does not loop. */
+  modelLoopMax(model: ModelHandle): number;
 
   contextNew(model: ModelHandle, maxBatch: number): ContextHandle;
   contextFree(ctx: ContextHandle): void;
@@ -81,6 +83,9 @@ export interface Native {
   /** out: [n][n_embd]. */
   contextEvalHidden(ctx: ContextHandle, tokens: Int32Array, out: Float32Array): Promise<void>;
   contextNPast(ctx: ContextHandle): number;
+  /** Loop count of the following evals (1..modelLoopMax; only 1 without looping). Synchronous. */
+  contextSetLoops(ctx: ContextHandle, nLoops: number): void;
+  contextLoops(ctx: ContextHandle): number;
   contextReset(ctx: ContextHandle): Promise<void>;
   contextAbort(ctx: ContextHandle): void;
   contextAbortClear(ctx: ContextHandle): void;
@@ -150,6 +155,7 @@ function bind(path: string): Native {
     model_n_layer: lib.func('int32_t braid_model_n_layer(const braid_model *model)'),
     model_tensor_bytes: lib.func('int64_t braid_model_tensor_bytes(const braid_model *model)'),
     model_describe: lib.func('const char *braid_model_describe(const braid_model *model)'),
+    model_loop_max: lib.func('int32_t braid_model_loop_max(const braid_model *model)'),
     context_new: lib.func(
       'int32_t braid_context_new(const braid_model *model, int32_t max_batch, _Out_ braid_context **out)',
     ),
@@ -161,6 +167,8 @@ function bind(path: string): Native {
       'int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens, float *hidden_out)',
     ),
     context_n_past: lib.func('int64_t braid_context_n_past(const braid_context *ctx)'),
+    context_set_loops: lib.func('int32_t braid_context_set_loops(braid_context *ctx, int32_t n_loops)'),
+    context_loops: lib.func('int32_t braid_context_loops(const braid_context *ctx)'),
     context_reset: lib.func('int32_t braid_context_reset(braid_context *ctx)'),
     context_abort: lib.func('void braid_context_abort(braid_context *ctx)'),
     context_abort_clear: lib.func('void braid_context_abort_clear(braid_context *ctx)'),
@@ -229,6 +237,7 @@ function bind(path: string): Native {
     modelNLayer: (m) => f.model_n_layer(m),
     modelTensorBytes: (m) => toNumber(f.model_tensor_bytes(m)),
     modelDescribe: (m) => String(f.model_describe(m)),
+    modelLoopMax: (m) => f.model_loop_max(m),
 
     contextNew: (m, maxBatch) => {
       const out: [unknown] = [null];
@@ -245,6 +254,8 @@ function bind(path: string): Native {
       checkAsync(st, 'braid_context_eval_hidden', c);
     },
     contextNPast: (c) => toNumber(f.context_n_past(c)),
+    contextSetLoops: (c, n) => check(f.context_set_loops(c, n), 'braid_context_set_loops'),
+    contextLoops: (c) => f.context_loops(c),
     contextReset: async (c) => checkAsync(await callAsync(f.context_reset, [c]), 'braid_context_reset', c),
     contextAbort: (c) => f.context_abort(c),
     contextAbortClear: (c) => f.context_abort_clear(c),

@@ -3,7 +3,8 @@
  * a slot, prefill the prompt (reusing the slot's state when the prompt extends
  * it), then per step: grammar mask + debt ledger (when the request has a
  * grammar) → sample → stop ids → streaming detokenize → stop sequences →
- * yield a delta → evaluate the chosen token.
+ * yield a delta → evaluate the chosen token (on a Parcae looping model with the
+ * loop count the entropy valve picks from the step's distribution).
  */
 import { AbortedError, InvalidRequestError } from '../errors.ts';
 import { GrammarError } from '../grammar/ir.ts';
@@ -12,6 +13,7 @@ import { DebtLedger, type LedgerTelemetry } from '../ledger/ledger.ts';
 import { Sampler, rawLogprobs, type SampledToken } from '../sampler/sampler.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { ChosenLogprob, GenerationEvent, GenerationRequest, Tokenizer, TokenLogprob } from '../types.ts';
+import { DEFAULT_VALVE_MODE, EntropyValve } from '../valve/valve.ts';
 import { StopMatcher } from './stop-matcher.ts';
 
 export interface GenerationContext {
@@ -19,6 +21,8 @@ export interface GenerationContext {
   scheduler: Scheduler;
   contextLength: number;
   nVocab: number;
+  /** chimera.loop.max of a Parcae looping model, 0 if it does not loop (the valve is then inert). */
+  loopMax: number;
   /** Told about every finished generation (telemetry). */
   onFinished(r: { promptTokens: number; completionTokens: number; decodeMs: number; ledger?: LedgerTelemetry }): void;
 }
@@ -131,8 +135,10 @@ export async function* generate(
   const wantLogprobs = req.topLogprobs !== null;
   const k = req.topLogprobs ?? 0;
 
+  const valve = new EntropyValve(req.mode ?? DEFAULT_VALVE_MODE, g.loopMax);
+
   const tQueued = performance.now();
-  const lease = await scheduler.acquire(req.promptTokens, signal);
+  const lease = await scheduler.acquire(req.promptTokens, signal, valve.promptLoops);
   let completionTokens = 0;
   let decodeMs = 0;
   try {
@@ -140,7 +146,9 @@ export async function* generate(
     const { logits: prefillLogits } = await lease.slot.prefill(req.promptTokens, {
       allLogits: req.promptLogprobs,
       signal,
+      loops: valve.promptLoops,
     });
+    let stepLoops = valve.promptLoops; // loops of the eval that produced `logits`
     const V = g.nVocab;
     const promptLp = req.promptLogprobs ? promptLogprobs(tok, req.promptTokens, prefillLogits, V, k) : undefined;
     let logits = req.promptLogprobs ? prefillLogits.subarray(prefillLogits.length - V) : prefillLogits;
@@ -159,6 +167,9 @@ export async function* generate(
       if (signal.aborted) throw new AbortedError();
       if (completionTokens >= req.maxTokens) break; // max_tokens 0: prompt scoring only
       const remaining = req.maxTokens - completionTokens;
+      // The valve reads the model's raw distribution before sampling transforms touch it.
+      const nextLoops = valve.next(logits);
+      valve.record(stepLoops);
       const s: SampledToken = sampler.sample(logits, ledger === null ? undefined : (p) => ledger.constrain(p, remaining));
       sampler.accept(s.id);
       completionTokens++;
@@ -183,7 +194,8 @@ export async function* generate(
         break;
       }
       if (completionTokens >= req.maxTokens) break;
-      logits = await lease.slot.append([s.id], signal);
+      logits = await lease.slot.append([s.id], signal, nextLoops);
+      stepLoops = nextLoops;
     }
 
     // Release the bytes of an unfinished character and any text held back as a
@@ -208,6 +220,7 @@ export async function* generate(
     };
     if (promptLp !== undefined) done.promptLogprobs = promptLp;
     if (ledger !== null) done.ledger = ledger.telemetry();
+    if (valve.looping && completionTokens > 0) done.meanLoops = valve.meanLoops;
     yield done;
   } finally {
     lease.release();

@@ -55,6 +55,22 @@ export interface MoeConfig {
   routedScalingFactor: number;
 }
 
+/**
+ * Parcae looping (§2.11), `chimera.loop.*`: inclusive layer ranges that tile 0..L−1 in order
+ * (prelude, loop, coda, each non-empty), loop counts 1..max (seed `loop_range`).
+ */
+export interface LoopingConfig {
+  prelude: [number, number];
+  loop: [number, number];
+  coda: [number, number];
+  /** Most loop iterations per token (seed loop_range[1]); loop layers keep this many states. */
+  max: number;
+  /** Loop count of a new context (seed loop_default). */
+  default: number;
+  /** Trainer metadata (seed backward_truncation): gradient through the last ⌈n/2⌉ iterations, or all. */
+  backwardTruncation: 'half' | 'full';
+}
+
 export interface ChimeraConfig {
   /** general.name: the model id in /v1/models. */
   name: string;
@@ -90,6 +106,8 @@ export interface ChimeraConfig {
   moe?: MoeConfig;
   /** Span-engine risk gate on the final hidden state (§2.13). */
   spanGate?: boolean;
+  /** Parcae looping (§2.11); absent = every layer runs once. */
+  looping?: LoopingConfig;
 }
 
 function positiveInt(errors: string[], name: string, v: number): void {
@@ -173,6 +191,22 @@ export function validateChimeraConfig(c: ChimeraConfig): void {
       seen.add(l);
     }
   }
+  const lp = c.looping;
+  if (lp) {
+    const L = c.layerTypes.length;
+    const [p0, p1] = lp.prelude;
+    const [l0, l1] = lp.loop;
+    const [c0, c1] = lp.coda;
+    if (p0 !== 0 || p1 < p0 || l0 !== p1 + 1 || l1 < l0 || c0 !== l1 + 1 || c1 < c0 || c1 !== L - 1)
+      errors.push(
+        `looping ranges prelude [${lp.prelude}], loop [${lp.loop}], coda [${lp.coda}] must tile layers 0..${L - 1} in order (each non-empty)`,
+      );
+    if (!Number.isInteger(lp.max) || lp.max < 1 || lp.max > 64) errors.push(`looping.max must be an integer in 1..64, got ${lp.max}`);
+    if (!Number.isInteger(lp.default) || lp.default < 1 || lp.default > lp.max)
+      errors.push(`looping.default must be an integer in 1..looping.max, got ${lp.default}`);
+    if (lp.backwardTruncation !== 'half' && lp.backwardTruncation !== 'full')
+      errors.push(`looping.backwardTruncation must be "half" or "full", got ${String(lp.backwardTruncation)}`);
+  }
   if (!(c.rmsNormEps > 0 && c.rmsNormEps < 1)) errors.push(`rmsNormEps must be in (0, 1), got ${c.rmsNormEps}`);
   if (errors.length) throw new Error(`invalid Chimera config "${c.name}":\n  ${errors.join('\n  ')}`);
 }
@@ -230,6 +264,17 @@ export function chimeraMetadata(c: ChimeraConfig): [string, GgufValue][] {
     );
   }
   if (c.spanGate !== undefined) meta.push(['chimera.span_engine.risk_gate', gv.u32(c.spanGate ? 1 : 0)]);
+  const lp = c.looping;
+  if (lp) {
+    meta.push(
+      ['chimera.loop.prelude', gv.numArray('u32', lp.prelude)],
+      ['chimera.loop.loop', gv.numArray('u32', lp.loop)],
+      ['chimera.loop.coda', gv.numArray('u32', lp.coda)],
+      ['chimera.loop.max', gv.u32(lp.max)],
+      ['chimera.loop.default', gv.u32(lp.default)],
+      ['chimera.loop.backward_truncation', gv.str(lp.backwardTruncation)],
+    );
+  }
   return meta;
 }
 
@@ -265,6 +310,8 @@ export function chimeraTinyConfig(vocabSize: number): ChimeraConfig {
  * multiple of the BT2 group (128), so experts are 1792 wide (the FULL reference
  * rounds widths up likewise, to 256). Titans: d_m = 2·d (lucidrains' MemoryMLP),
  * 64 persistent slots, segment = local window 1024, θ_max 0.1. TSP sketch D/4.
+ * Looping (seed `looping`): prelude 0–3, loop 4–23, coda 24–27, loop_range [1, 6],
+ * loop_default 2, backward_truncation "half".
  */
 export function chimeraSeedDimsConfig(vocabSize: number): ChimeraConfig {
   const pattern: ChimeraLayerType[] = ['GD', 'XM', 'GD', 'TM', 'GD', 'XM', 'GD', 'SK'];
@@ -287,5 +334,16 @@ export function chimeraSeedDimsConfig(vocabSize: number): ChimeraConfig {
       routedScalingFactor: 1,
     },
     spanGate: true,
+    looping: SEED_LOOPING,
   };
 }
+
+/** The seed's `looping` block (28 layers). */
+export const SEED_LOOPING: LoopingConfig = {
+  prelude: [0, 3],
+  loop: [4, 23],
+  coda: [24, 27],
+  max: 6,
+  default: 2,
+  backwardTruncation: 'half',
+};

@@ -44,7 +44,9 @@ type Init =
   | { kind: 'values'; values: readonly number[] }
   /** n values evenly spaced from lo to hi (xLSTM's forget-gate bias) */
   | { kind: 'linspace'; lo: number; hi: number; n: number }
-  | { kind: 'ternary'; scale: number };
+  | { kind: 'ternary'; scale: number }
+  /** the identity matrix (square [n, n]) */
+  | { kind: 'identity' };
 
 export interface PlannedTensor {
   name: string;
@@ -99,6 +101,18 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
     t(`${b}gdn_conv_v.weight`, F32, [HV, K], conv),
     t(`${b}gdn_o_norm.weight`, F32, [c.valueDim], ones),
   ];
+  if (c.looping) {
+    // §2.11 (official Parcae): prelude RMSNorm 1, A_log = 0, dt_bias with exp(−softplus(dt_bias)) = √(1/5)
+    // (Δ = ln(5)/2 ≈ 0.805), B = I; C (no init given) = I, so at init the coda reads h unchanged.
+    const delta = Math.log(5) / 2;
+    plan.push(
+      t('parcae.prelude_norm.weight', F32, [D], ones),
+      t('parcae.a_log', F32, [D], zeros),
+      t('parcae.dt_bias', F32, [D], { kind: 'const', value: Math.log(Math.expm1(delta)) }),
+      t('parcae.b.weight', F32, [D, D], { kind: 'identity' }),
+      t('parcae.c.weight', F32, [D, D], { kind: 'identity' }),
+    );
+  }
   c.layerTypes.forEach((type, n) => {
     const b = `blk.${n}.`;
     plan.push(t(`${b}attn_norm.weight`, F32, [D], ones));
@@ -274,6 +288,13 @@ function tensorData(p: PlannedTensor, seed: number, table: Uint8Array): () => Te
     const init = p.init;
     if (init.kind === 'ternary') return ternaryChunks(p, next, table, init.scale);
     const count = p.dims.reduce((a, b) => a * b, 1);
+    if (init.kind === 'identity') {
+      const n = p.dims[0]!;
+      let at = 0;
+      return floatChunks(count, (out) => {
+        for (let i = 0; i < out.length; i++, at++) out[i] = at % (n + 1) === 0 ? 1 : 0;
+      });
+    }
     if (init.kind === 'values' || init.kind === 'linspace') {
       const v = new Float32Array(count);
       for (let i = 0; i < count; i++) {
@@ -292,7 +313,7 @@ function tensorData(p: PlannedTensor, seed: number, table: Uint8Array): () => Te
   };
 }
 
-function sample(init: Exclude<Init, { kind: 'ternary' | 'values' | 'linspace' }>, next: () => number): number {
+function sample(init: Exclude<Init, { kind: 'ternary' | 'values' | 'linspace' | 'identity' }>, next: () => number): number {
   switch (init.kind) {
     case 'const':
       return init.value;

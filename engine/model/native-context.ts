@@ -49,15 +49,30 @@ export class NativeContext {
    * Evaluates tokens that continue the sequence, in pieces of at most maxBatch.
    * Returns [n][n_vocab] logits when allLogits, else the last token's [n_vocab].
    * Throws AbortedError if the signal fires (the state must then be reset).
+   * `loops`: Parcae loop count for every token of this call (looping models; 1..loopMax); absent
+   * keeps the context's current count (chimera.loop.default after creation or reset).
    */
-  eval(tokens: readonly number[], opts: { allLogits?: boolean; signal?: AbortSignal } = {}): Promise<Float32Array> {
+  eval(
+    tokens: readonly number[],
+    opts: { allLogits?: boolean; signal?: AbortSignal; loops?: number } = {},
+  ): Promise<Float32Array> {
     const all = opts.allLogits ?? false;
     const V = this.nVocab;
+    const loops = opts.loops;
+    if (loops !== undefined && (!Number.isInteger(loops) || loops < 1 || loops > Math.max(1, this.model.loopMax))) {
+      throw new InvalidRequestError(`loop count ${loops} is outside 1..${Math.max(1, this.model.loopMax)}`);
+    }
     // Without allLogits every piece writes its last token's logits to the same
     // buffer, so the final piece's survive.
-    return this.evalPieces(tokens, opts.signal, all ? tokens.length * V : V, (ctx, piece, out, at) =>
-      native().contextEval(ctx, piece, all, all ? out.subarray(at * V, (at + piece.length) * V) : out),
-    );
+    return this.evalPieces(tokens, opts.signal, all ? tokens.length * V : V, (ctx, piece, out, at) => {
+      if (loops !== undefined && at === 0) native().contextSetLoops(ctx, loops);
+      return native().contextEval(ctx, piece, all, all ? out.subarray(at * V, (at + piece.length) * V) : out);
+    });
+  }
+
+  /** The loop count the next eval uses when it passes none. */
+  get loops(): number {
+    return native().contextLoops(this.live());
   }
 
   /** Final-norm hidden states [n][n_embd] (embeddings). Same rules as eval. */

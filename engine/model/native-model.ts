@@ -15,6 +15,8 @@ export class NativeModel {
   readonly nLayer: number;
   /** Bytes of tensor data mapped from the file. */
   readonly tensorBytes: number;
+  /** chimera.loop.max of a Parcae looping model (§2.11), 0 if it does not loop. */
+  readonly loopMax: number;
   private handle: ModelHandle | null;
   private readonly contexts = new Set<NativeContext>();
 
@@ -28,6 +30,7 @@ export class NativeModel {
     this.nEmbd = n.modelNEmbd(handle);
     this.nLayer = n.modelNLayer(handle);
     this.tensorBytes = n.modelTensorBytes(handle);
+    this.loopMax = n.modelLoopMax(handle);
     leaks.register(this, path, this);
   }
 

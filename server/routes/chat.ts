@@ -12,7 +12,9 @@ import {
   samplingOptions,
   startGeneration,
   stopSequences,
+  UsageTally,
   type StartedGeneration,
+  type Usage,
 } from '../generation.ts';
 import { responseId, systemFingerprint, unixSeconds } from '../ids.ts';
 import { chatLogprobs, type ChatLogprobs } from '../logprobs.ts';
@@ -24,18 +26,6 @@ import { chatRequestSchema, type ChatRequest } from '../schemas.ts';
 import { sseResponse } from '../sse.ts';
 import type { AppEnv, Deps } from '../types.ts';
 import { readJson, resolveModel } from '../validate.ts';
-
-interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
-const usage = (prompt: number, completion: number): Usage => ({
-  prompt_tokens: prompt,
-  completion_tokens: completion,
-  total_tokens: prompt + completion,
-});
 
 type ChatFinishReason = FinishReason | 'tool_calls';
 
@@ -80,6 +70,7 @@ function requestFactory(
     promptLogprobs: false,
     signal,
     ...(grammar === undefined ? {} : { grammar }),
+    ...(body.mode === null || body.mode === undefined ? {} : { mode: body.mode }),
   });
 }
 
@@ -106,12 +97,11 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
 
     if (body.stream !== true) {
       const choices = [];
-      let promptTokens = 0;
-      let completionTokens = 0;
+      const tally = new UsageTally();
       for (let i = 0; i < n; i++) {
         const r = await collect(model, requestFor(i));
-        promptTokens = r.promptTokens; // the same prompt for every choice: counted once
-        completionTokens += r.completionTokens;
+        if (i === 0) tally.addPrompt(r.promptTokens); // the same prompt for every choice: counted once
+        tally.addChoice(r.completionTokens, r.meanLoops);
         const calls = toolCallsOf(r.text, tools);
         choices.push({
           index: i,
@@ -123,7 +113,7 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
           finish_reason: finishOf(r.finishReason, calls !== null),
         });
       }
-      return c.json({ ...head('chat.completion'), choices, usage: usage(promptTokens, completionTokens) });
+      return c.json({ ...head('chat.completion'), choices, usage: tally.usage() });
     }
 
     const chunk = (
@@ -134,8 +124,7 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
     // Started before the first byte so a full queue is a 503, not an error event.
     const first = await startGeneration(model, requestFor(0));
     return sseResponse(c, abort, async (send) => {
-      let promptTokens = 0;
-      let completionTokens = 0;
+      const tally = new UsageTally();
       for (let i = 0; i < n; i++) {
         const gen: StartedGeneration = i === 0 ? first : await startGeneration(model, requestFor(i));
         const calls = new ToolCallStream(tools !== null, tools?.forced ?? false);
@@ -150,8 +139,8 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
               if (event.text === '' && event.logprobs.length === 0) continue;
               await out(calls.push(event.text), wantLogprobs ? chatLogprobs(event.logprobs) : null);
             } else {
-              promptTokens = event.promptTokens;
-              completionTokens += event.completionTokens;
+              if (i === 0) tally.addPrompt(event.promptTokens);
+              tally.addChoice(event.completionTokens, event.meanLoops);
               await out(calls.finish(), null);
               await send(chunk([{ index: i, delta: {}, logprobs: null, finish_reason: finishOf(event.finishReason, calls.calls.length > 0) }]));
             }
@@ -160,7 +149,7 @@ export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
           await gen.close();
         }
       }
-      if (includeUsage) await send(chunk([], { usage: usage(promptTokens, completionTokens) }));
+      if (includeUsage) await send(chunk([], { usage: tally.usage() }));
     });
   });
 }

@@ -8,7 +8,7 @@ import { Hono } from 'hono';
 import type { ChosenLogprob, FinishReason, GenerationRequest, LoadedModel } from '../../engine/types.ts';
 import { outputGrammar } from '../constraints.ts';
 import { invalidRequest } from '../errors.ts';
-import { checkStreamOptions, collect, requestAbort, samplingOptions, startGeneration, stopSequences } from '../generation.ts';
+import { checkStreamOptions, collect, requestAbort, samplingOptions, startGeneration, stopSequences, UsageTally } from '../generation.ts';
 import { responseId, systemFingerprint, unixSeconds } from '../ids.ts';
 import { LegacyLogprobsBuilder, type LegacyLogprobs } from '../logprobs.ts';
 import { checkTokenIds, resolveMaxTokens, withBos } from '../prompt.ts';
@@ -63,12 +63,6 @@ function checkOptions(body: CompletionRequest): void {
   }
 }
 
-interface Usage {
-  prompt_tokens: number;
-  completion_tokens: number;
-  total_tokens: number;
-}
-
 export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
   return new Hono<AppEnv>().post('/v1/completions', async (c) => {
     const body = await readJson(c, completionRequestSchema);
@@ -95,6 +89,7 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
       promptLogprobs: echo && topLogprobs !== null,
       signal: abort.signal,
       ...(grammar === undefined ? {} : { grammar }),
+      ...(body.mode === null || body.mode === undefined ? {} : { mode: body.mode }),
     });
     const head = {
       id: responseId('cmpl'),
@@ -103,21 +98,14 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
       model: model.info.id,
       system_fingerprint: systemFingerprint(model.info),
     };
-    const usage = (prompt: number, completion: number): Usage => ({
-      prompt_tokens: prompt,
-      completion_tokens: completion,
-      total_tokens: prompt + completion,
-    });
-
     if (body.stream !== true) {
       const choices = [];
-      let promptTokens = 0;
-      let completionTokens = 0;
+      const tally = new UsageTally();
       for (const [p, prompt] of prompts.entries()) {
-        promptTokens += prompt.tokens.length;
+        tally.addPrompt(prompt.tokens.length);
         for (let i = 0; i < n; i++) {
           const r = await collect(model, requestFor(p, i));
-          completionTokens += r.completionTokens;
+          tally.addChoice(r.completionTokens, r.meanLoops);
           let logprobs: LegacyLogprobs | null = null;
           if (topLogprobs !== null) {
             const builder = new LegacyLogprobsBuilder(echo ? 0 : prompt.text.length);
@@ -128,7 +116,7 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
           choices.push({ text: (echo ? prompt.text : '') + r.text, index: p * n + i, logprobs, finish_reason: r.finishReason });
         }
       }
-      return c.json({ ...head, choices, usage: usage(promptTokens, completionTokens) });
+      return c.json({ ...head, choices, usage: tally.usage() });
     }
 
     const chunk = (choices: { text: string; index: number; logprobs: LegacyLogprobs | null; finish_reason: FinishReason | null }[], extra = {}) => ({
@@ -140,10 +128,9 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
     // Started before the first byte so a full queue is a 503, not an error event.
     const first = await startGeneration(model, requestFor(0, 0));
     return sseResponse(c, abort, async (send) => {
-      let promptTokens = 0;
-      let completionTokens = 0;
+      const tally = new UsageTally();
       for (const [p, prompt] of prompts.entries()) {
-        promptTokens += prompt.tokens.length;
+        tally.addPrompt(prompt.tokens.length);
         for (let i = 0; i < n; i++) {
           const index = p * n + i;
           const gen = p === 0 && i === 0 ? first : await startGeneration(model, requestFor(p, i));
@@ -156,7 +143,7 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
                 for (const t of event.logprobs) builder.add(t);
                 await send(chunk([{ text: event.text, index, logprobs: topLogprobs === null ? null : builder.take(), finish_reason: null }]));
               } else {
-                completionTokens += event.completionTokens;
+                tally.addChoice(event.completionTokens, event.meanLoops);
                 await send(chunk([{ text: '', index, logprobs: null, finish_reason: event.finishReason }]));
               }
             }
@@ -165,7 +152,7 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
           }
         }
       }
-      if (includeUsage) await send(chunk([], { usage: usage(promptTokens, completionTokens) }));
+      if (includeUsage) await send(chunk([], { usage: tally.usage() }));
     });
   });
 }

@@ -97,6 +97,8 @@ export interface FakeEngineOptions {
   maxQueue?: number;
   /** Text the model writes for a request (then EOS). Default: endless seed-dependent text. */
   script?: (req: GenerationRequest) => string;
+  /** A looping model's mean loop count for a request (the done event's meanLoops); absent: no looping. */
+  meanLoops?: (req: GenerationRequest) => number;
 }
 
 /** FNV-1a over numbers: a stable stand-in for "what the model computes from its input". */
@@ -343,6 +345,7 @@ export class FakeEngine implements Engine {
         ...(req.promptLogprobs
           ? { promptLogprobs: req.promptTokens.map((id, i) => (i === 0 ? null : this.logprob(id, req.topLogprobs ?? 0))) }
           : {}),
+        ...(this.opts.meanLoops !== undefined && produced > 0 ? { meanLoops: this.opts.meanLoops(req) } : {}),
         timings: { queuedMs: started - queuedAt, prefillMs: 0, decodeMs },
       };
     } finally {

@@ -5,7 +5,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { unpackBt2 } from '../../engine/gguf/bt2.ts';
 import { readGguf } from '../../engine/gguf/reader.ts';
 import { GgmlType, metaNumber, metaString, metaStringArray, type GgufFile } from '../../engine/gguf/types.ts';
-import { chimeraTinyConfig, validateChimeraConfig, type ChimeraConfig } from '../../engine/model-init/chimera-config.ts';
+import {
+  SEED_LOOPING,
+  chimeraSeedDimsConfig,
+  chimeraTinyConfig,
+  validateChimeraConfig,
+  type ChimeraConfig,
+} from '../../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
 import { loadTokenizer } from '../../engine/tokenizer/load.ts';
 
@@ -141,5 +147,51 @@ describe('writeRandomChimera', () => {
     );
     expect(() => validateChimeraConfig({ ...config, headCount: 3, valueDim: 40 })).toThrow(/headCount\*valueDim = 120/);
     expect(() => validateChimeraConfig({ ...config, layerTypes: ['XX' as 'GD'] })).toThrow(/"XX" is not one of GD/);
+  });
+
+  it('Parcae looping: chimera.loop.* metadata and the §2.11 inits (B = C = I, A_log 0, exp(−Δ) = √(1/5))', async () => {
+    const looping: ChimeraConfig = {
+      ...config,
+      name: 'looping',
+      layerTypes: ['GD', 'GD', 'GD'],
+      looping: { prelude: [0, 0], loop: [1, 1], coda: [2, 2], max: 6, default: 2, backwardTruncation: 'half' },
+    };
+    const path = join(dir, 'looping.gguf');
+    await writeRandomChimera(path, looping, 3);
+    const file = await readGguf(path);
+    const raw = readFileSync(path);
+    expect(file.metadata.get('chimera.loop.loop')?.value).toEqual([1, 1]);
+    expect(file.metadata.get('chimera.loop.coda')?.value).toEqual([2, 2]);
+    expect(metaNumber(file.metadata, 'chimera.loop.max')).toBe(6);
+    expect(metaNumber(file.metadata, 'chimera.loop.default')).toBe(2);
+    expect(metaString(file.metadata, 'chimera.loop.backward_truncation')).toBe('half');
+    const D = 128;
+    for (const name of ['parcae.b.weight', 'parcae.c.weight']) {
+      const m = tensorFloats(file, raw, name);
+      expect(m.length).toBe(D * D);
+      for (let r = 0; r < D; r++) for (let c = 0; c < D; c++) if (m[r * D + c] !== (r === c ? 1 : 0)) throw new Error(`${name}[${r},${c}] = ${m[r * D + c]}`);
+    }
+    expect(tensorFloats(file, raw, 'parcae.a_log').every((v) => v === 0)).toBe(true);
+    expect(tensorFloats(file, raw, 'parcae.prelude_norm.weight').every((v) => v === 1)).toBe(true);
+    const dt = tensorFloats(file, raw, 'parcae.dt_bias')[0]!;
+    expect(Math.exp(-Math.log1p(Math.exp(dt)))).toBeCloseTo(Math.sqrt(1 / 5), 6);
+    // no looping keys or tensors without a looping config (a.gguf: the first test's file)
+    const plain = await readGguf(join(dir, 'a.gguf'));
+    expect(plain.metadata.has('chimera.loop.loop')).toBe(false);
+    expect(plain.tensors.some((t) => t.name.startsWith('parcae.'))).toBe(false);
+  });
+
+  it('the seed dims config loops like the seed (0–3 | 4–23 | 24–27, [1, 6]); the default tiny does not', () => {
+    expect(chimeraSeedDimsConfig(4096).looping).toEqual(SEED_LOOPING);
+    expect(SEED_LOOPING).toMatchObject({ prelude: [0, 3], loop: [4, 23], coda: [24, 27], max: 6, default: 2 });
+    expect(() => validateChimeraConfig(chimeraSeedDimsConfig(4096))).not.toThrow();
+    expect(chimeraTinyConfig(4096).looping).toBeUndefined();
+    const bad = { ...config, layerTypes: ['GD', 'GD', 'GD'] as ChimeraConfig['layerTypes'] };
+    expect(() =>
+      validateChimeraConfig({ ...bad, looping: { prelude: [0, 0], loop: [2, 2], coda: [2, 2], max: 6, default: 2, backwardTruncation: 'half' } }),
+    ).toThrow(/must tile layers 0\.\.2/);
+    expect(() =>
+      validateChimeraConfig({ ...bad, looping: { prelude: [0, 0], loop: [1, 1], coda: [2, 2], max: 2, default: 3, backwardTruncation: 'half' } }),
+    ).toThrow(/looping.default/);
   });
 });

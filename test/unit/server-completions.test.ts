@@ -135,3 +135,48 @@ describe('POST /v1/completions', () => {
     expect(withLp.flatMap((c) => c.logprobs!.text_offset)).toEqual([2, 3]);
   });
 });
+
+describe('entropy-valve mode (Parcae looping models)', () => {
+  it('passes mode to the engine on both endpoints and rejects unknown modes with 400', async () => {
+    const { post, engine } = setup();
+    expect((await post('/v1/completions', { model: MODEL, prompt: 'a', max_tokens: 2, mode: 'reasoning' })).status).toBe(200);
+    expect(engine.requests[0]!.mode).toBe('reasoning');
+    const chat = await post('/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, mode: 'fast' });
+    expect(chat.status).toBe(200);
+    expect(engine.requests[1]!.mode).toBe('fast');
+    expect((await post('/v1/completions', { model: MODEL, prompt: 'a', max_tokens: 2 })).status).toBe(200);
+    expect(engine.requests[2]!.mode).toBeUndefined(); // the engine applies the default (balanced)
+    for (const path of ['/v1/completions', '/v1/chat/completions']) {
+      const res = await post(path, { model: MODEL, prompt: 'a', messages: [{ role: 'user', content: 'hi' }], mode: 'turbo' });
+      expect(res.status).toBe(400);
+      const { error } = await errorOf(res);
+      expect(error.param).toBe('mode');
+      expect(error.type).toBe('invalid_request_error');
+    }
+  });
+
+  it('usage.braid_mean_loops only for looping models: completion-weighted over choices, streamed too', async () => {
+    const plain = setup();
+    const u0 = (await (await plain.post('/v1/completions', { model: MODEL, prompt: 'a', max_tokens: 3 })).json()).usage;
+    expect(u0).not.toHaveProperty('braid_mean_loops');
+
+    const { post } = setup({
+      script: (req) => (req.sampling.seed === 1 ? 'x' : 'xyz'),
+      meanLoops: (req) => (req.sampling.seed === 1 ? 4 : 2),
+    });
+    const body = await (await post('/v1/completions', { model: MODEL, prompt: 'a', n: 2, seed: 1, max_tokens: 8, mode: 'reasoning' })).json();
+    // choice 0: 'x' = 1 token at 4 loops, choice 1: 'xyz' = 3 tokens at 2 loops → (4 + 6) / 4
+    expect(body.usage.completion_tokens).toBe(4);
+    expect(body.usage.braid_mean_loops).toBeCloseTo(2.5, 12);
+    const chat = await post('/v1/chat/completions', {
+      model: MODEL,
+      messages: [{ role: 'user', content: 'hi' }],
+      seed: 1,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const chunks = await sseChunks(chat);
+    const last = chunks.at(-1) as { usage: { braid_mean_loops?: number } };
+    expect(last.usage.braid_mean_loops).toBe(4);
+  });
+});
