@@ -167,14 +167,16 @@ async function benchDecode(args: string[]): Promise<void> {
 
   const models = [join(root, 'models/chimera-tiny.gguf')];
   if (!values['skip-seed-dims']) {
-    // The file name carries a hash of the config, so a changed config never reuses a stale file.
+    // The file name carries a hash of the config and storage, so a changed config never reuses a stale file.
+    // The seed config stores its float matrices in bfloat16; F16 is the closest type braid reads.
     const config = chimeraSeedDimsConfig(4096);
-    const tag = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 10);
+    const floatMatrices = 'f16';
+    const tag = createHash('sha256').update(JSON.stringify({ config, floatMatrices })).digest('hex').slice(0, 10);
     const big = join(root, `models/bench/chimera-2560-random-${tag}.gguf`);
     if (!existsSync(big)) {
       mkdirSync(dirname(big), { recursive: true });
       console.log(`writing ${big} (random init, seed dims; once per config) ...`);
-      await writeRandomChimera(big, config, 2560);
+      await writeRandomChimera(big, config, 2560, { floatMatrices });
     }
     models.push(big);
   }

@@ -29,10 +29,10 @@ static void embed(float *x, const braid_model *m, const int32_t *tokens, int64_t
     const int64_t D = m->hp.n_embd;
     for (int64_t t = 0; t < n; t++) {
         float *xt = x + t * D;
-        if (m->embd_type == GGML_TYPE_F32) {
-            memcpy(xt, (const float *)m->token_embd + (int64_t)tokens[t] * D, (size_t)D * sizeof(float));
+        if (m->token_embd.type == GGML_TYPE_F32) {
+            memcpy(xt, (const float *)m->token_embd.data + (int64_t)tokens[t] * D, (size_t)D * sizeof(float));
         } else {
-            const uint16_t *row = (const uint16_t *)m->token_embd + (int64_t)tokens[t] * D;
+            const uint16_t *row = (const uint16_t *)m->token_embd.data + (int64_t)tokens[t] * D;
             for (int64_t j = 0; j < D; j++) xt[j] = half_to_float(row[j]);
         }
     }
@@ -60,39 +60,25 @@ typedef struct {
 
 static void head_task(void *arg, int64_t r0, int64_t r1, int32_t thread) {
     const head_job *j = arg;
-    const kernel_table *kt = kernels();
-    const int64_t V = j->m->hp.n_vocab, D = j->m->hp.n_embd;
-    if (j->m->embd_type == GGML_TYPE_F32) {
-        const float *E = j->m->token_embd;
-        if (j->n == 1)
-            kt->gemv_f32(j->logits, E, j->h, D, r0, r1);
-        else
-            kt->gemm_f32(j->logits, V, E, j->h, j->n, D, r0, r1);
-    } else {
-        const uint16_t *E = j->m->token_embd;
-        if (j->n == 1)
-            kt->gemv_f16(j->logits, E, j->h, D, r0, r1);
-        else
-            kt->gemm_f16(j->logits, V, E, j->h, j->n, D, r0, r1);
-    }
+    fmat_mul(j->logits, j->m->hp.n_vocab, j->m->token_embd, j->h, j->n, j->m->hp.n_embd, r0, r1);
 }
 
 /* ---- span-engine risk gate (§2.13) ----------------------------------------------- */
 
-/* h [n, D] in place: risk = σ(w_risk·h), h ← h ⊙ σ(W_rg [h ; risk]). fp32 linears
- * through gemm_f32/gemv_f32 (row-equal), so batching does not change the bits. */
+/* h [n, D] in place: risk = σ(w_risk·h), h ← h ⊙ σ(W_rg [h ; risk]). Float linears
+ * (W_rg F32 or F16) through fmat_mul (row-equal), so batching does not change the bits. */
 static void span_gate(float *h, int64_t n, braid_context *ctx) {
     const braid_model *m = ctx->model;
     const int64_t D = m->hp.n_embd;
     float *in = ctx->span_in; /* [n, D+1] */
     for (int64_t t = 0; t < n; t++) memcpy(in + t * (D + 1), h + t * D, sizeof(float) * (size_t)D);
-    linear_op risk = {.y = in + D, .ldy = D + 1, .f32 = m->risk_w, .rows = 1};
+    linear_op risk = {.y = in + D, .ldy = D + 1, .fm = fmat_f32(m->risk_w), .rows = 1};
     linear_run(&risk, 1, NULL, h, n, D);
     for (int64_t t = 0; t < n; t++) {
         float *r = in + t * (D + 1) + D;
         *r = 1.0f / (1.0f + expf(-*r));
     }
-    linear_op gate = {.y = ctx->span_g, .ldy = D, .f32 = m->gate_w, .rows = D};
+    linear_op gate = {.y = ctx->span_g, .ldy = D, .fm = m->gate_w, .rows = D};
     linear_run(&gate, 1, NULL, in, n, D + 1);
     for (int64_t i = 0; i < n * D; i++) h[i] *= 1.0f / (1.0f + expf(-ctx->span_g[i]));
 }
@@ -135,15 +121,15 @@ static int32_t run_block(braid_context *ctx, int32_t il, int32_t copy, int64_t n
  *   h₀ = 0;  for k = 1..n_loops:  h ← R_k(Ā ⊙ h + inj)      R_k = the loop layers with state copy k-1
  *   x ← C h
  * Every token of the call runs n_loops iterations; iterations k > n_loops are not run, so
- * their states stay as they were (frozen; docs/architecture.md). B and C are fp32 linears
- * through linear_run (row-equal kernels), so batching does not change the bits. */
+ * their states stay as they were (frozen; docs/architecture.md). B and C are float linears
+ * (F32 or F16) through linear_run (row-equal kernels), so batching does not change the bits. */
 static int32_t parcae_loop(braid_context *ctx, int64_t n) {
     const braid_model *m = ctx->model;
     const model_hparams *hp = &m->hp;
     const parcae_weights *pw = &m->parcae;
     const int64_t D = hp->n_embd;
     rmsnorm_rows(ctx->xn, ctx->x, pw->prelude_norm, n, D, hp->rms_eps);
-    linear_op b = {.y = ctx->inj, .ldy = D, .f32 = pw->b, .rows = D};
+    linear_op b = {.y = ctx->inj, .ldy = D, .fm = pw->b, .rows = D};
     linear_run(&b, 1, NULL, ctx->xn, n, D);
     for (int64_t t = 0; t < n; t++)
         for (int64_t j = 0; j < D; j++) ctx->inj[t * D + j] *= pw->delta[j];
@@ -162,7 +148,7 @@ static int32_t parcae_loop(braid_context *ctx, int64_t n) {
             if (st) return st;
         }
     }
-    linear_op c = {.y = ctx->y, .ldy = D, .f32 = pw->c, .rows = D};
+    linear_op c = {.y = ctx->y, .ldy = D, .fm = pw->c, .rows = D};
     linear_run(&c, 1, NULL, ctx->x, n, D);
     memcpy(ctx->x, ctx->y, sizeof(float) * (size_t)(n * D));
     return BRAID_OK;

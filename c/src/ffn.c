@@ -37,6 +37,21 @@ void linear_quantize(act_q8 *act, const float *x, int64_t T, int64_t cols) {
 
 /* ---- run linears ------------------------------------------------------------- */
 
+void fmat_mul(float *Y, int64_t ldy, fmat W, const float *X, int64_t n, int64_t cols, int64_t r0, int64_t r1) {
+    const kernel_table *kt = kernels();
+    if (W.type == GGML_TYPE_F16) {
+        if (n == 1)
+            kt->gemv_f16(Y, W.data, X, cols, r0, r1);
+        else
+            kt->gemm_f16(Y, ldy, W.data, X, n, cols, r0, r1);
+    } else {
+        if (n == 1)
+            kt->gemv_f32(Y, W.data, X, cols, r0, r1);
+        else
+            kt->gemm_f32(Y, ldy, W.data, X, n, cols, r0, r1);
+    }
+}
+
 typedef struct {
     const linear_op *ops;
     int n_ops;
@@ -61,10 +76,7 @@ static void linear_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
             else
                 kt->gemm_bt2(op->y, op->ldy, op->bt2, op->rows, j->cols, j->act, j->T, r0, r1);
         } else {
-            if (j->T == 1)
-                kt->gemv_f32(op->y, op->f32, j->x, j->cols, r0, r1);
-            else
-                kt->gemm_f32(op->y, op->ldy, op->f32, j->x, j->T, j->cols, r0, r1);
+            fmat_mul(op->y, op->ldy, op->fm, j->x, j->T, j->cols, r0, r1);
         }
     }
 }

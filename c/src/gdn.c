@@ -3,7 +3,7 @@
  *
  * Which formula each step is (x_t = the block's RMS-normed input, §2.0/§2.1):
  *   (P) projections        q̃ = W_q x, k̃ = W_k x, ṽ = W_v x, g̃ = W_g x   BitLinear §2.2 (one quantization of x)
- *                          a = W_a x, b = W_b x                        fp32 linears (gemm_f32)
+ *                          a = W_a x, b = W_b x                        float linears (F32 or F16 W)
  *   (C) short convs §2.4   q̂ = conv_q(q̃), k̂ = conv_k(k̃), v = conv_v(ṽ)  causal depthwise, K taps, SiLU inside
  *   (N) q_t = L2norm_head(q̂_t) · d_k^{-1/2},  k_t = L2norm_head(k̂_t)     (u / max(‖u‖, 1e-12))
  *   (G) β_t[h] = σ(b_t[h]),  g_t[h] = −exp(A_log[h]) · softplus(a_t[h] + dt_bias[h])   (α_t = exp(g_t))
@@ -171,8 +171,8 @@ void gdn_forward(float *y, float *state, const float *xn, const gdn_weights *w, 
         {.y = buf->k, .ldy = Hdk, .bt2 = w->wk, .rows = Hdk},
         {.y = buf->v, .ldy = Hdv, .bt2 = w->wv, .rows = Hdv},
         {.y = buf->g, .ldy = Hdv, .bt2 = w->wg, .rows = Hdv},
-        {.y = buf->a, .ldy = H, .f32 = w->wa, .rows = H},
-        {.y = buf->b, .ldy = H, .f32 = w->wb, .rows = H},
+        {.y = buf->a, .ldy = H, .fm = w->wa, .rows = H},
+        {.y = buf->b, .ldy = H, .fm = w->wb, .rows = H},
     };
     linear_run(proj, 6, buf->act, xn, T, D);
 

@@ -11,6 +11,7 @@
 
 #include <stdint.h>
 
+#include "ffn.h"
 #include "kernels.h"
 
 typedef struct {
@@ -26,7 +27,7 @@ typedef struct {
     const uint8_t *wq, *wk; /* BT2 [H·d_k, D] */
     const uint8_t *wv, *wg; /* BT2 [H·d_v, D] */
     const uint8_t *wo;      /* BT2 [D, H·d_v] */
-    const float *wa, *wb;   /* F32 [H, D] */
+    fmat wa, wb;            /* F32 or F16 [H, D] */
     const float *a_log;     /* [H] */
     const float *dt_bias;   /* [H] */
     const float *conv_q;    /* [H·d_k, K] */

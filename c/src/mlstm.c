@@ -142,7 +142,8 @@ void mlstm_forward(float *y, float *state, const float *xn, const mlstm_weights 
     linear_op proj[6] = {
         {.y = buf->q, .ldy = Hd, .bt2 = w->wq, .rows = Hd},   {.y = buf->k, .ldy = Hd, .bt2 = w->wk, .rows = Hd},
         {.y = buf->v, .ldy = Hd, .bt2 = w->wv, .rows = Hd},   {.y = buf->og, .ldy = Hd, .bt2 = w->wog, .rows = Hd},
-        {.y = buf->ig, .ldy = H, .f32 = w->wi, .rows = H},     {.y = buf->lf, .ldy = H, .f32 = w->wf, .rows = H},
+        {.y = buf->ig, .ldy = H, .fm = fmat_f32(w->wi), .rows = H},
+        {.y = buf->lf, .ldy = H, .fm = fmat_f32(w->wf), .rows = H},
     };
     linear_run(proj, 6, buf->act, xn, T, D);
 

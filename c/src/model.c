@@ -143,6 +143,26 @@ static int32_t want_blk(const gguf_file *f, int il, const char *suffix, uint32_t
     return want(f, name, type, rows, cols, out);
 }
 
+/* A float matrix [rows, cols] stored as F32 or F16, whichever the file chose (docs/format.md). */
+static int32_t want_fmat(const gguf_file *f, const char *name, int64_t rows, int64_t cols, fmat *out) {
+    const gguf_tensor *t = gguf_find_tensor(f, name);
+    if (!t) return braid_fail(BRAID_ERR_FORMAT, "missing tensor '%s'", name);
+    if (t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16)
+        return braid_fail(BRAID_ERR_FORMAT, "tensor '%s' has type %s, expected F32 or F16", name,
+                          gguf_type_name(t->type));
+    const void *p;
+    int32_t st = want(f, name, t->type, rows, cols, &p);
+    if (st) return st;
+    *out = (fmat){p, t->type};
+    return BRAID_OK;
+}
+
+static int32_t want_blk_fmat(const gguf_file *f, int il, const char *suffix, int64_t rows, int64_t cols, fmat *out) {
+    char name[128];
+    snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
+    return want_fmat(f, name, rows, cols, out);
+}
+
 /* [n, rows, cols] (GGUF dims [cols, rows, n]). */
 static int32_t want_blk3(const gguf_file *f, int il, const char *suffix, uint32_t type, int64_t n, int64_t rows,
                          int64_t cols, const void **out) {
@@ -166,6 +186,11 @@ static int32_t want_blk3(const gguf_file *f, int il, const char *suffix, uint32_
         field = p_;                                                                                                  \
     } while (0)
 
+#define WANTF(suffix, rows, cols, field)                                                                             \
+    do {                                                                                                             \
+        if ((st = want_blk_fmat(f, il, suffix, rows, cols, &field))) return st;                                      \
+    } while (0)
+
 static int32_t load_gdn(const gguf_file *f, int il, const model_hparams *hp, gdn_weights *w) {
     int32_t st;
     const int64_t D = hp->n_embd, H = hp->gdn.n_head, Hdk = H * hp->gdn.d_k, Hdv = H * hp->gdn.d_v,
@@ -176,8 +201,8 @@ static int32_t load_gdn(const gguf_file *f, int il, const model_hparams *hp, gdn
     WANT("gdn_v.weight", BT2, Hdv, D, w->wv);
     WANT("gdn_g.weight", BT2, Hdv, D, w->wg);
     WANT("gdn_o.weight", BT2, D, Hdv, w->wo);
-    WANT("gdn_a.weight", F32, H, D, w->wa);
-    WANT("gdn_b.weight", F32, H, D, w->wb);
+    WANTF("gdn_a.weight", H, D, w->wa);
+    WANTF("gdn_b.weight", H, D, w->wb);
     WANT("gdn_a_log", F32, 0, H, w->a_log);
     WANT("gdn_dt_bias", F32, 0, H, w->dt_bias);
     WANT("gdn_conv_q.weight", F32, Hdk, K, w->conv_q);
@@ -243,10 +268,10 @@ static int32_t load_sk(const gguf_file *f, int il, const model_hparams *hp, tsp_
     const int64_t D = hp->n_embd, Ds = hp->sk.sketch_dim;
     const uint32_t F32 = GGML_TYPE_F32;
     if ((st = load_gdn(f, il, hp, &w->gdn))) return st;
-    WANT("sk_sketch.weight", F32, Ds, D, w->ws);
-    WANT("sk_role.weight", F32, Ds, D, w->wr);
-    WANT("sk_filler.weight", F32, Ds, D, w->wf);
-    WANT("sk_energy.weight", F32, 5, D, w->energy);
+    WANTF("sk_sketch.weight", Ds, D, w->ws);
+    WANTF("sk_role.weight", Ds, D, w->wr);
+    WANTF("sk_filler.weight", Ds, D, w->wf);
+    WANTF("sk_energy.weight", 5, D, w->energy);
     WANT("sk_energy_lambda", F32, 0, 5, w->lambda);
     return BRAID_OK;
 }
@@ -256,7 +281,7 @@ static int32_t load_moe(const gguf_file *f, int il, const model_hparams *hp, moe
     const moe_hparams *m = &hp->moe;
     const int64_t D = hp->n_embd, E = m->n_expert, Ie = m->ff, Ish = (int64_t)m->n_shared * m->ff;
     const uint32_t BT2 = BRAID_GGUF_TYPE_BT2, F32 = GGML_TYPE_F32;
-    WANT("ffn_gate_inp.weight", F32, E, D, w->router);
+    WANTF("ffn_gate_inp.weight", E, D, w->router);
     WANT("exp_probs_b.bias", F32, 0, E, w->bias);
     WANT3("ffn_gate_exps.weight", BT2, E, Ie, D, w->gate);
     WANT3("ffn_up_exps.weight", BT2, E, Ie, D, w->up);
@@ -283,7 +308,7 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 static uint64_t fingerprint(const braid_model *m) {
     const model_hparams *hp = &m->hp;
     int32_t v[] = {hp->n_vocab, hp->n_embd, hp->n_ff, hp->n_layer, hp->gdn.n_head, hp->gdn.d_k, hp->gdn.d_v,
-                   hp->gdn.conv_k, (int32_t)m->embd_type};
+                   hp->gdn.conv_k, (int32_t)m->token_embd.type};
     uint64_t h = fnv1a(0xcbf29ce484222325ull, "chimera", 7);
     h = fnv1a(h, v, sizeof v);
     h = fnv1a(h, &hp->rms_eps, sizeof hp->rms_eps);
@@ -366,8 +391,8 @@ static char *describe(const braid_model *m) {
               "\"embd_type\":\"%s\",\"tensor_bytes\":%llu,\"gdn\":{\"head_count\":%d,\"head_dim\":%d,\"value_dim\":%d,"
               "\"conv_kernel\":%d,\"chunk_size\":%d},\"state_bytes\":%lld,\"layer_types\":[",
               hp->n_vocab, hp->n_embd, hp->n_ff, hp->n_layer, hp->context_length, (double)hp->rms_eps,
-              gguf_type_name(m->embd_type), (unsigned long long)m->gguf->data_bytes, hp->gdn.n_head, hp->gdn.d_k,
-              hp->gdn.d_v, hp->gdn.conv_k, hp->gdn.chunk, (long long)m->state_floats * 4);
+              gguf_type_name(m->token_embd.type), (unsigned long long)m->gguf->data_bytes, hp->gdn.n_head,
+              hp->gdn.d_k, hp->gdn.d_v, hp->gdn.conv_k, hp->gdn.chunk, (long long)m->state_floats * 4);
     static const char *const names[] = {"?", "GD", "XM", "TM", "SK"};
     for (int i = 0; i < hp->n_layer; i++) sb_printf(&b, "%s\"%s\"", i ? "," : "", names[m->layers[i].mixer_type]);
     sb_printf(&b, "]");
@@ -564,15 +589,8 @@ static int32_t load(braid_model *m) {
     if ((st = read_hparams(f, &m->hp))) return st;
     const model_hparams *hp = &m->hp;
 
-    const gguf_tensor *te = gguf_find_tensor(f, "token_embd.weight");
-    if (!te) return braid_fail(BRAID_ERR_FORMAT, "missing tensor 'token_embd.weight'");
-    if (te->type != GGML_TYPE_F32 && te->type != GGML_TYPE_F16)
-        return braid_fail(BRAID_ERR_FORMAT, "tensor 'token_embd.weight' has type %s, expected F32 or F16",
-                          gguf_type_name(te->type));
-    m->embd_type = te->type;
+    if ((st = want_fmat(f, "token_embd.weight", hp->n_vocab, hp->n_embd, &m->token_embd))) return st;
     const void *p;
-    if ((st = want(f, "token_embd.weight", te->type, hp->n_vocab, hp->n_embd, &p))) return st;
-    m->token_embd = p;
     if ((st = want(f, "output_norm.weight", GGML_TYPE_F32, 0, hp->n_embd, &p))) return st;
     m->output_norm = p;
     if (gguf_find_kv(f, "chimera.span_engine.risk_gate")) {
@@ -585,8 +603,7 @@ static int32_t load(braid_model *m) {
     if (hp->span_gate) {
         if ((st = want(f, "output_risk.weight", GGML_TYPE_F32, 0, hp->n_embd, &p))) return st;
         m->risk_w = p;
-        if ((st = want(f, "output_gate.weight", GGML_TYPE_F32, hp->n_embd, hp->n_embd + 1, &p))) return st;
-        m->gate_w = p;
+        if ((st = want_fmat(f, "output_gate.weight", hp->n_embd, hp->n_embd + 1, &m->gate_w))) return st;
     }
 
     if ((st = read_loop_hparams(f, &m->hp))) return st;
@@ -599,10 +616,8 @@ static int32_t load(braid_model *m) {
         pw->a_log = p;
         if ((st = want(f, "parcae.dt_bias", GGML_TYPE_F32, 0, D, &p))) return st;
         pw->dt_bias = p;
-        if ((st = want(f, "parcae.b.weight", GGML_TYPE_F32, D, D, &p))) return st;
-        pw->b = p;
-        if ((st = want(f, "parcae.c.weight", GGML_TYPE_F32, D, D, &p))) return st;
-        pw->c = p;
+        if ((st = want_fmat(f, "parcae.b.weight", D, D, &pw->b))) return st;
+        if ((st = want_fmat(f, "parcae.c.weight", D, D, &pw->c))) return st;
         pw->abar = malloc(sizeof(float) * (size_t)D);
         pw->delta = malloc(sizeof(float) * (size_t)D);
         if (!pw->abar || !pw->delta) return braid_fail(BRAID_ERR_NOMEM, "out of memory for the Parcae injection");

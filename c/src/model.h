@@ -57,8 +57,8 @@ typedef struct {
     const float *prelude_norm; /* [D] RMSNorm on the prelude output: e */
     const float *a_log;        /* [D] A = exp(a_log) */
     const float *dt_bias;      /* [D] Δ = softplus(dt_bias) */
-    const float *b;            /* F32 [D, D] injection B */
-    const float *c;            /* F32 [D, D] output projection C */
+    fmat b;                    /* F32 or F16 [D, D] injection B */
+    fmat c;                    /* F32 or F16 [D, D] output projection C */
     float *abar;               /* [D] exp(-Δ ⊙ A) */
     float *delta;              /* [D] Δ */
 } parcae_weights;
@@ -80,11 +80,10 @@ typedef struct {
 struct braid_model {
     gguf_file *gguf;
     model_hparams hp;
-    uint32_t embd_type;        /* GGML_TYPE_F32 or GGML_TYPE_F16 */
-    const void *token_embd;    /* [V, D] */
+    fmat token_embd;           /* F32 or F16 [V, D] */
     const float *output_norm;  /* [D] */
     const float *risk_w;       /* [D] span gate w_risk (span_gate only) */
-    const float *gate_w;       /* F32 [D, D+1] span gate W_rg (span_gate only) */
+    fmat gate_w;               /* F32 or F16 [D, D+1] span gate W_rg (span_gate only) */
     parcae_weights parcae;     /* valid if hp.loop.enabled */
     model_layer *layers;       /* [n_layer] */
     gdn_weights *gdn;          /* [n_layer] storage for MIXER_GD layers */

@@ -2,7 +2,7 @@
  * moe.c — mixture-of-experts FFN, ../shared/ARCHITECTURES.md §2.10, config
  * intent (DeepSeek-V3 noaux_tc), not the FULL reference's softmax router:
  *
- *   s = σ(W_r x)                                  router, fp32 [E, D]
+ *   s = σ(W_r x)                                  router [E, D], F32 or F16 (fp32 math)
  *   sel = top-K of (s + b)                        b: selection-only bias, no gradient
  *   w_e = s_e / Σ_{e'∈sel} s_{e'} · scale         weights from the unbiased scores
  *   y = FFN_shared(x) + Σ_{e∈sel} w_e FFN_e(x)    experts are SwiGLU MLPs (§2.3) of width I_e
@@ -55,8 +55,8 @@ void moe_forward(float *y, const float *xn, const moe_weights *w, const moe_hpar
                  moe_buffers *buf) {
     const int64_t E = hp->n_expert, K = hp->n_used, Ie = hp->ff, Ish = (int64_t)hp->n_shared * hp->ff;
 
-    /* router scores (fp32) */
-    linear_op r = {.y = buf->scores, .ldy = E, .f32 = w->router, .rows = E};
+    /* router scores (fp32 activations) */
+    linear_op r = {.y = buf->scores, .ldy = E, .fm = w->router, .rows = E};
     linear_run(&r, 1, NULL, xn, T, D);
     for (int64_t t = 0; t < T; t++) {
         float *s = buf->scores + t * E;

@@ -20,7 +20,7 @@ typedef struct {
 
 /* One MoE layer's weights. Stacked expert tensors hold E consecutive BT2 matrices. */
 typedef struct {
-    const float *router;      /* F32 [E, D] */
+    fmat router;              /* F32 or F16 [E, D] */
     const float *bias;        /* [E] selection-only bias (updated by the trainer's load rule, not by gradient) */
     const uint8_t *gate, *up; /* E × BT2 [I_e, D] */
     const uint8_t *down;      /* E × BT2 [D, I_e] */

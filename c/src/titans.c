@@ -208,8 +208,10 @@ void titans_forward(float *y, float *state, const float *xn, const titans_weight
     linear_quantize(buf->act, xn, T, D);
     linear_op proj[6] = {
         {.y = buf->q, .ldy = Hd, .bt2 = w->wq, .rows = Hd}, {.y = buf->k, .ldy = Hd, .bt2 = w->wk, .rows = Hd},
-        {.y = buf->v, .ldy = Hd, .bt2 = w->wv, .rows = Hd}, {.y = buf->ga, .ldy = H, .f32 = w->wa, .rows = H},
-        {.y = buf->ge, .ldy = H, .f32 = w->we, .rows = H},  {.y = buf->gt, .ldy = H, .f32 = w->wt, .rows = H},
+        {.y = buf->v, .ldy = Hd, .bt2 = w->wv, .rows = Hd},
+        {.y = buf->ga, .ldy = H, .fm = fmat_f32(w->wa), .rows = H},
+        {.y = buf->ge, .ldy = H, .fm = fmat_f32(w->we), .rows = H},
+        {.y = buf->gt, .ldy = H, .fm = fmat_f32(w->wt), .rows = H},
     };
     linear_run(proj, 6, buf->act, xn, T, D);
 

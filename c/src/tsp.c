@@ -11,7 +11,7 @@
  *   E_t = λ1 (w_auto·o) + λ2 (w_mem·o)·coh + λ3 (w_bind·o)·bind + λ4 (w_gram·o) + λ5 (w_debt·o)
  *   y_t = o_t + 0.01 · E_t · 1_D
  * The previous sketch crosses eval calls in the state, so decode and prefill
- * agree bit for bit (fp32 encoders run through gemm_f32/gemv_f32, row-equal).
+ * agree bit for bit (the F32 or F16 encoders run through fmat_mul, row-equal).
  */
 #include "tsp.h"
 
@@ -34,10 +34,10 @@ void tsp_forward(float *y, float *state, const float *xn, const tsp_weights *w, 
     gdn_forward(y, state, xn, &w->gdn, g, T, D, eps, gbuf);
 
     linear_op ops[4] = {
-        {.y = buf->s, .ldy = Ds, .f32 = w->ws, .rows = Ds},
-        {.y = buf->r, .ldy = Ds, .f32 = w->wr, .rows = Ds},
-        {.y = buf->f, .ldy = Ds, .f32 = w->wf, .rows = Ds},
-        {.y = buf->en, .ldy = 5, .f32 = w->energy, .rows = 5},
+        {.y = buf->s, .ldy = Ds, .fm = w->ws, .rows = Ds},
+        {.y = buf->r, .ldy = Ds, .fm = w->wr, .rows = Ds},
+        {.y = buf->f, .ldy = Ds, .fm = w->wf, .rows = Ds},
+        {.y = buf->en, .ldy = 5, .fm = w->energy, .rows = 5},
     };
     linear_run(ops, 4, NULL, y, T, D);
 

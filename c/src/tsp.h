@@ -15,8 +15,8 @@ typedef struct {
 
 typedef struct {
     gdn_weights gdn;              /* the inner GDN (same tensor names as a GD layer) */
-    const float *ws, *wr, *wf;    /* F32 [D_s, D] sketch / role / filler encoders */
-    const float *energy;          /* F32 [5, D] heads auto, mem, bind, gram, debt */
+    fmat ws, wr, wf;              /* F32 or F16 [D_s, D] sketch / role / filler encoders */
+    fmat energy;                  /* F32 or F16 [5, D] heads auto, mem, bind, gram, debt */
     const float *lambda;          /* [5] energy weights */
 } tsp_weights;
 

@@ -34,6 +34,7 @@ typedef struct {
     int moe_dup;                      /* list the first MoE layer twice */
     int lmax;                         /* Parcae: 0 = no looping, else chimera.loop.max */
     int loop0, coda0, ldef;           /* first loop layer, first coda layer, default count */
+    int f16;                          /* float matrices (token_embd, W_a/W_b, SK, router, W_rg, Parcae B/C) as F16 */
 } lcfg;
 
 /* Host copies of every tensor, by name (BT2 ones as their bytes). */
@@ -98,6 +99,23 @@ static void mat(gw *w, const lcfg *c, const char *name, float *data, int64_t row
     put_f32(w, c, name, data, 2, cols, rows, 1);
 }
 
+/* A float matrix a decode step reads: F32, or with c->f16 F16 — then the host copy is
+ * rounded to the stored halves, so the reference computes on the weights the file holds. */
+static void fmat_w(gw *w, const lcfg *c, const char *name, float *data, int64_t rows, int64_t cols) {
+    if (!c->f16) {
+        mat(w, c, name, data, rows, cols);
+        return;
+    }
+    host_add(name, data, NULL);
+    if (c->skip && strcmp(c->skip, name) == 0) return;
+    const int bad = c->bad_shape && strcmp(c->bad_shape, name) == 0; /* ne[0] + 1, as put_f32 */
+    int64_t ne[2] = {cols + bad, rows};
+    uint16_t *h = calloc((size_t)(rows * ne[0]), sizeof(uint16_t));
+    for (int64_t i = 0; i < rows * cols; i++) h[i] = float_to_half(data[i]), data[i] = half_to_float(h[i]);
+    gw_tensor(w, name, GGML_TYPE_F16, 2, ne, h, sizeof(uint16_t) * (size_t)(rows * ne[0]));
+    free(h);
+}
+
 /* nstack BT2 matrices [rows, cols] in one tensor (2-D if nstack == 0); host copies "name#e". */
 static void put_bt2(gw *w, const lcfg *c, const char *name, int64_t nstack, int64_t rows, int64_t cols) {
     int64_t n = nstack ? nstack : 1;
@@ -146,8 +164,8 @@ static void write_gdn(gw *w, const lcfg *c, int il) {
     put_bt2(w, c, NM("gdn_v.weight"), 0, Hdv, D);
     put_bt2(w, c, NM("gdn_g.weight"), 0, Hdv, D);
     put_bt2(w, c, NM("gdn_o.weight"), 0, D, Hdv);
-    mat(w, c, NM("gdn_a.weight"), rand_vec(H * D, 0.0f, 1.0f / sqrtf((float)D)), H, D);
-    mat(w, c, NM("gdn_b.weight"), rand_vec(H * D, 0.0f, 1.0f / sqrtf((float)D)), H, D);
+    fmat_w(w, c, NM("gdn_a.weight"), rand_vec(H * D, 0.0f, 1.0f / sqrtf((float)D)), H, D);
+    fmat_w(w, c, NM("gdn_b.weight"), rand_vec(H * D, 0.0f, 1.0f / sqrtf((float)D)), H, D);
     float *a_log = malloc(sizeof(float) * (size_t)H), *dt_bias = malloc(sizeof(float) * (size_t)H);
     for (int64_t i = 0; i < H; i++) {
         a_log[i] = logf(rng_uniform(1.0f, 16.0f));
@@ -217,11 +235,11 @@ static void make_model(const char *path, lcfg c) {
     }
 
     const int64_t D = c.D, I = c.I, V = c.V;
-    mat(&w, &c, "token_embd.weight", rand_vec(V * D, 0.0f, 0.3f), V, D);
+    fmat_w(&w, &c, "token_embd.weight", rand_vec(V * D, 0.0f, 0.3f), V, D);
     vec(&w, &c, "output_norm.weight", rand_vec(D, 1.0f, 0.1f), D);
     if (c.span) {
         vec(&w, &c, "output_risk.weight", rand_vec(D, 0.0f, 0.3f), D);
-        mat(&w, &c, "output_gate.weight", rand_vec(D * (D + 1), 0.0f, 1.0f / sqrtf((float)D)), D, D + 1);
+        fmat_w(&w, &c, "output_gate.weight", rand_vec(D * (D + 1), 0.0f, 1.0f / sqrtf((float)D)), D, D + 1);
     }
     if (c.lmax) { /* non-trivial Parcae weights so every term of §2.11 shows in the logits */
         vec(&w, &c, "parcae.prelude_norm.weight", rand_vec(D, 1.0f, 0.1f), D);
@@ -229,8 +247,8 @@ static void make_model(const char *path, lcfg c) {
         vec(&w, &c, "parcae.dt_bias", rand_vec(D, 0.0f, 1.0f), D);
         float *b = rand_vec(D * D, 0.0f, 0.3f / sqrtf((float)D)), *cm = rand_vec(D * D, 0.0f, 0.3f / sqrtf((float)D));
         for (int64_t j = 0; j < D; j++) b[j * D + j] += 1.0f, cm[j * D + j] += 1.0f;
-        mat(&w, &c, "parcae.b.weight", b, D, D);
-        mat(&w, &c, "parcae.c.weight", cm, D, D);
+        fmat_w(&w, &c, "parcae.b.weight", b, D, D);
+        fmat_w(&w, &c, "parcae.c.weight", cm, D, D);
     }
     for (int il = 0; il < c.L; il++) {
         char n[96];
@@ -275,13 +293,13 @@ static void make_model(const char *path, lcfg c) {
         }
         if (!strcmp(ty, "SK")) {
             const int64_t Ds = c.Ds;
-            mat(&w, &c, NM("sk_sketch.weight"), rand_vec(Ds * D, 0.0f, 1.0f), Ds, D);
+            fmat_w(&w, &c, NM("sk_sketch.weight"), rand_vec(Ds * D, 0.0f, 1.0f), Ds, D);
             /* a zero role row makes the binding term non-zero (§2.9: only where a role coordinate is 0) */
             float *role = rand_vec(Ds * D, 0.0f, 1.0f);
             memset(role, 0, sizeof(float) * (size_t)D);
-            mat(&w, &c, NM("sk_role.weight"), role, Ds, D);
-            mat(&w, &c, NM("sk_filler.weight"), rand_vec(Ds * D, 0.0f, 1.0f), Ds, D);
-            mat(&w, &c, NM("sk_energy.weight"), rand_vec(5 * D, 0.0f, 0.5f), 5, D);
+            fmat_w(&w, &c, NM("sk_role.weight"), role, Ds, D);
+            fmat_w(&w, &c, NM("sk_filler.weight"), rand_vec(Ds * D, 0.0f, 1.0f), Ds, D);
+            fmat_w(&w, &c, NM("sk_energy.weight"), rand_vec(5 * D, 0.0f, 0.5f), 5, D);
             float *lam = malloc(sizeof(float) * 5);
             const float l0[5] = {1.0f, 0.3f, 0.2f, 0.4f, 0.3f};
             memcpy(lam, l0, sizeof l0);
@@ -290,7 +308,7 @@ static void make_model(const char *path, lcfg c) {
         vec(&w, &c, NM("ffn_norm.weight"), rand_vec(D, 1.0f, 0.1f), D);
         if (is_moe(&c, il)) {
             const int64_t E = c.E, Ie = c.Eff, Ish = (int64_t)c.Esh * c.Eff;
-            mat(&w, &c, NM("ffn_gate_inp.weight"), rand_vec(E * D, 0.0f, 1.0f / sqrtf((float)D)), E, D);
+            fmat_w(&w, &c, NM("ffn_gate_inp.weight"), rand_vec(E * D, 0.0f, 1.0f / sqrtf((float)D)), E, D);
             vec(&w, &c, NM("exp_probs_b.bias"), rand_vec(E, 0.0f, 0.3f), E);
             put_bt2(&w, &c, NM("ffn_gate_exps.weight"), E, Ie, D);
             put_bt2(&w, &c, NM("ffn_up_exps.weight"), E, Ie, D);

@@ -384,6 +384,13 @@ static lcfg every_component_cfg(void) {
     return c;
 }
 
+/* The same with every float matrix a decode step reads stored as F16 (docs/format.md). */
+static lcfg every_component_f16_cfg(void) {
+    lcfg c = every_component_cfg();
+    c.f16 = 1;
+    return c;
+}
+
 static void test_loop_reference(lcfg c, const char *file, const char *label) {
     const char *path = tmp_path(file);
     make_model(path, c);
@@ -617,12 +624,12 @@ static void test_loop_load_validation(void) {
     expect_load_fail(x, BRAID_ERR_FORMAT, "chimera.loop.backward_truncation");
 }
 
-/* A model written by another tool (BRAID_TEST_MODEL, e.g. engine/model-init's
- * writeRandomChimera): it loads, its logits are finite, and prefill == decode bit for bit. */
-static void test_external(const char *path) {
+/* A model at path (BRAID_TEST_MODEL, e.g. engine/model-init's writeRandomChimera, or one
+ * written here): it loads, its logits are finite, and prefill == decode bit for bit. */
+static void test_prefill_decode(const char *path, const char *label) {
     braid_model *m = load_ok(path);
     if (!m) return;
-    printf("external model: %s\n", braid_model_describe(m));
+    printf("%s: %s\n", label, braid_model_describe(m));
     enum { T = 12 };
     const int V = braid_model_n_vocab(m);
     braid_context *ctx = NULL;
@@ -636,13 +643,32 @@ static void test_external(const char *path) {
     int finite = 1;
     double spread = 0;
     for (int i = 0; i < T * V; i++) finite &= isfinite(all[i]) != 0, spread = fmax(spread, fabs(all[i] - all[0]));
-    CHECK(finite && spread > 0, "external model logits are not finite or all equal");
-    CHECK(memcmp(all, step, sizeof(float) * (size_t)T * V) == 0, "external model: prefill != decode");
-    printf("external model: %d tokens, prefill == decode, state %lld bytes\n", T,
+    CHECK(finite && spread > 0, "%s: logits are not finite or all equal", label);
+    CHECK(memcmp(all, step, sizeof(float) * (size_t)T * V) == 0, "%s: prefill != decode", label);
+    printf("%s: %d tokens, prefill == decode, state %lld bytes\n", label, T,
            (long long)braid_context_state_size(ctx));
     free(all), free(step);
     braid_context_free(ctx);
     braid_model_free(m);
+}
+
+/* Every-component model with F16 float matrices: loads as F16, prefill == decode bit for
+ * bit on the active ISA, and shapes are validated for F16 tensors as for F32 ones. */
+static void test_f16_matrices(void) {
+    const char *path = tmp_path("every_f16.gguf");
+    make_model(path, every_component_f16_cfg());
+    braid_model *m = load_ok(path);
+    if (m) CHECK(strstr(braid_model_describe(m), "\"embd_type\":\"F16\""), "describe: %s", braid_model_describe(m));
+    braid_model_free(m);
+    test_prefill_decode(path, "every-component F16");
+    unlink(path);
+    lcfg x = every_component_f16_cfg();
+    x.bad_shape = "output_gate.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "output_gate.weight");
+    x = every_component_f16_cfg(), x.bad_shape = "blk.3.sk_role.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "blk.3.sk_role.weight");
+    x = every_component_f16_cfg(), x.bad_shape = "parcae.b.weight";
+    expect_load_fail(x, BRAID_ERR_FORMAT, "parcae.b.weight");
 }
 
 int main(void) {
@@ -655,7 +681,7 @@ int main(void) {
     CHECK(braid_init(0) == BRAID_OK, "braid_init");
     printf("system: %s\n", braid_system_info());
     if (getenv("BRAID_TEST_MODEL")) {
-        test_external(getenv("BRAID_TEST_MODEL"));
+        test_prefill_decode(getenv("BRAID_TEST_MODEL"), "external model");
         rmdir(g_dir);
         return harness_finish("test_layers");
     }
@@ -688,6 +714,8 @@ int main(void) {
         test_loop_reference(lc, "loop_ref.gguf", "parcae");
         /* and everything at once, under the same tolerance rule */
         test_loop_reference(every_component_cfg(), "every_ref.gguf", "every-component");
+        /* and with its float matrices in F16: the reference runs on the F16-rounded weights */
+        test_loop_reference(every_component_f16_cfg(), "every_f16_ref.gguf", "every-component F16");
     }
     braid_isa_set(best);
     printf("context tests on isa %s\n", kernels()->name);
@@ -695,6 +723,7 @@ int main(void) {
     test_load_validation();
     test_loop_context();
     test_loop_load_validation();
+    test_f16_matrices();
     host_clear();
     rmdir(g_dir);
     return harness_finish("test_layers");

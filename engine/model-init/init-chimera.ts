@@ -31,7 +31,16 @@ export interface RandomInitOptions {
   tokenizer?: TokenizerSpec;
   /** σ of the normal initialisers (HF `initializer_range`); default 0.02. */
   initializerRange?: number;
+  /**
+   * Storage of the float matrices a decode step reads (token_embd, W_rg, Parcae B and C,
+   * GDN W_a/W_b, the SK encoders and energy heads, the MoE router): 'f32' (default) or
+   * 'f16' (IEEE half, GGUF type 1; docs/format.md allows either per tensor). Values are
+   * drawn in f32 and rounded to the nearest half.
+   */
+  floatMatrices?: FloatMatrixType;
 }
+
+export type FloatMatrixType = 'f32' | 'f16';
 
 /** How one tensor's values are drawn. */
 type Init =
@@ -57,7 +66,11 @@ export interface PlannedTensor {
 }
 
 /** The tensor list of docs/format.md for a config, in file order. Inits: ARCHITECTURES.md. */
-export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): PlannedTensor[] {
+export function chimeraTensorPlan(
+  c: ChimeraConfig,
+  initializerRange = 0.02,
+  floatMatrices: FloatMatrixType = 'f32',
+): PlannedTensor[] {
   const D = c.embeddingLength;
   const I = c.feedForwardLength;
   const HK = c.headCount * c.headDim;
@@ -66,6 +79,9 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
   const K = c.convKernel;
   const F32 = GgmlType.F32;
   const BT2 = GgmlType.BT2;
+  // the float matrices a decode step reads (docs/format.md: F32 or F16); vectors and
+  // per-head gate matrices of XM/TM stay F32
+  const FM = floatMatrices === 'f16' ? GgmlType.F16 : F32;
   const normal: Init = { kind: 'normal', std: initializerRange };
   const ones: Init = { kind: 'const', value: 1 };
   const zeros: Init = { kind: 'const', value: 0 };
@@ -79,12 +95,12 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
     init,
   });
   const plan: PlannedTensor[] = [
-    t('token_embd.weight', F32, [c.vocabSize, D], normal),
+    t('token_embd.weight', FM, [c.vocabSize, D], normal),
     t('output_norm.weight', F32, [D], ones),
   ];
   if (c.spanGate) {
     // §2.13: h ⊙ σ(W_rg [h ; σ(w_risk·h)]); N(0, initializer_range) like every reference Linear.
-    plan.push(t('output_risk.weight', F32, [D], normal), t('output_gate.weight', F32, [D, D + 1], normal));
+    plan.push(t('output_risk.weight', F32, [D], normal), t('output_gate.weight', FM, [D, D + 1], normal));
   }
   const gdn = (b: string): PlannedTensor[] => [
     t(`${b}gdn_q.weight`, BT2, [HK, D], ternary),
@@ -92,8 +108,8 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
     t(`${b}gdn_v.weight`, BT2, [HV, D], ternary),
     t(`${b}gdn_g.weight`, BT2, [HV, D], ternary),
     t(`${b}gdn_o.weight`, BT2, [D, HV], ternary),
-    t(`${b}gdn_a.weight`, F32, [H, D], normal),
-    t(`${b}gdn_b.weight`, F32, [H, D], normal),
+    t(`${b}gdn_a.weight`, FM, [H, D], normal),
+    t(`${b}gdn_b.weight`, FM, [H, D], normal),
     t(`${b}gdn_a_log`, F32, [H], { kind: 'a_log' }),
     t(`${b}gdn_dt_bias`, F32, [H], { kind: 'dt_bias' }),
     t(`${b}gdn_conv_q.weight`, F32, [HK, K], conv),
@@ -109,8 +125,8 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
       t('parcae.prelude_norm.weight', F32, [D], ones),
       t('parcae.a_log', F32, [D], zeros),
       t('parcae.dt_bias', F32, [D], { kind: 'const', value: Math.log(Math.expm1(delta)) }),
-      t('parcae.b.weight', F32, [D, D], { kind: 'identity' }),
-      t('parcae.c.weight', F32, [D, D], { kind: 'identity' }),
+      t('parcae.b.weight', FM, [D, D], { kind: 'identity' }),
+      t('parcae.c.weight', FM, [D, D], { kind: 'identity' }),
     );
   }
   c.layerTypes.forEach((type, n) => {
@@ -166,10 +182,10 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
       const S = c.tsp.sketchDim;
       plan.push(
         ...gdn(b),
-        t(`${b}sk_sketch.weight`, F32, [S, D], normal),
-        t(`${b}sk_role.weight`, F32, [S, D], normal),
-        t(`${b}sk_filler.weight`, F32, [S, D], normal),
-        t(`${b}sk_energy.weight`, F32, [5, D], normal),
+        t(`${b}sk_sketch.weight`, FM, [S, D], normal),
+        t(`${b}sk_role.weight`, FM, [S, D], normal),
+        t(`${b}sk_filler.weight`, FM, [S, D], normal),
+        t(`${b}sk_energy.weight`, FM, [5, D], normal),
         t(`${b}sk_energy_lambda`, F32, [5], { kind: 'values', values: [1.0, 0.3, 0.2, 0.4, 0.3] }),
       );
     }
@@ -181,7 +197,7 @@ export function chimeraTensorPlan(c: ChimeraConfig, initializerRange = 0.02): Pl
       const Ie = moe.feedForwardLength;
       const Ish = moe.sharedExpertCount * Ie;
       plan.push(
-        t(`${b}ffn_gate_inp.weight`, F32, [E, D], { kind: 'normal', std: 1 / Math.sqrt(D) }),
+        t(`${b}ffn_gate_inp.weight`, FM, [E, D], { kind: 'normal', std: 1 / Math.sqrt(D) }),
         t(`${b}exp_probs_b.bias`, F32, [E], zeros),
         t(`${b}ffn_gate_exps.weight`, BT2, [E, Ie, D], ternary),
         t(`${b}ffn_up_exps.weight`, BT2, [E, Ie, D], ternary),
@@ -282,7 +298,52 @@ function* floatChunks(count: number, fill: (out: Float32Array) => void): Generat
   }
 }
 
+const f32Bits = new Float32Array(1);
+const u32Bits = new Uint32Array(f32Bits.buffer);
+
+/** IEEE half bits of an f32 value, round to nearest even (overflow → ±inf), as C's float_to_half. */
+export function floatToHalf(v: number): number {
+  f32Bits[0] = v;
+  const x = u32Bits[0]!;
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112; // rebias 127 → 15
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    // subnormal half (or 0): value = m · 2^-24 with m = (1.mant · 2^23) >> (14 - e)
+    if (e < -10) return sign;
+    const full = mant | 0x800000;
+    const shift = 14 - e;
+    let h = full >>> shift;
+    const rem = full & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++; // a carry rolls into the exponent (up to inf)
+  return sign | h;
+}
+
+/** f32 chunks (as bytes) → the same values as IEEE half. */
+function* halfChunks(chunks: Iterable<Uint8Array>): Generator<Uint8Array> {
+  for (const c of chunks) {
+    const f = new Float32Array(c.buffer, c.byteOffset, c.byteLength / 4);
+    const h = new Uint16Array(f.length);
+    for (let i = 0; i < f.length; i++) h[i] = floatToHalf(f[i]!);
+    yield new Uint8Array(h.buffer);
+  }
+}
+
 function tensorData(p: PlannedTensor, seed: number, table: Uint8Array): () => TensorChunks {
+  const f32 = floatTensorData(p, seed, table);
+  return p.type === GgmlType.F16 ? () => halfChunks(f32()) : f32;
+}
+
+function floatTensorData(p: PlannedTensor, seed: number, table: Uint8Array): () => Iterable<Uint8Array> {
   return () => {
     const next = sfc32(seed, fnv1a(p.name));
     const init = p.init;
@@ -374,7 +435,9 @@ export async function writeRandomChimera(
     ...tokenizerMetadata(tokenizer, config.vocabSize),
   ];
   const table = ternaryByteTable();
-  const tensors: GgufTensorSpec[] = chimeraTensorPlan(config, opts.initializerRange).map((p) => {
+  if (opts.floatMatrices !== undefined && opts.floatMatrices !== 'f32' && opts.floatMatrices !== 'f16')
+    throw new Error(`floatMatrices must be 'f32' or 'f16', got ${String(opts.floatMatrices)}`);
+  const tensors: GgufTensorSpec[] = chimeraTensorPlan(config, opts.initializerRange, opts.floatMatrices).map((p) => {
     ggmlTensorBytes(p.type, p.dims); // throws early on a shape BT2 cannot hold
     return { name: p.name, type: p.type, dims: p.dims, data: tensorData(p, seed >>> 0, table) };
   });

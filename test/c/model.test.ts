@@ -149,6 +149,13 @@ describe('libbraid model (C)', () => {
       expect(out).toMatch(/"moe":\{"layers":\[3,7\],"expert_count":4,"expert_used_count":2/);
       expect(out).toMatch(/"span_gate":true/);
       expect(out).toMatch(/^external model: 12 tokens, prefill == decode/m);
+
+      // the same model with its decode-step float matrices in F16 (the halves TS writes load in C)
+      const path16 = join(dir, 'every16.gguf');
+      await writeRandomChimera(path16, config, 11, { floatMatrices: 'f16' });
+      const out16 = runC('test_layers', '', { BRAID_TEST_MODEL: path16 });
+      expect(out16).toMatch(/"embd_type":"F16"/);
+      expect(out16).toMatch(/^external model: 12 tokens, prefill == decode/m);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

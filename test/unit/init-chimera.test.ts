@@ -12,7 +12,7 @@ import {
   validateChimeraConfig,
   type ChimeraConfig,
 } from '../../engine/model-init/chimera-config.ts';
-import { writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
+import { floatToHalf, writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
 import { loadTokenizer } from '../../engine/tokenizer/load.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'braid-init-'));
@@ -138,6 +138,63 @@ describe('writeRandomChimera', () => {
     expect(readFileSync(b).equals(readFileSync(a))).toBe(true);
     expect(readFileSync(c).equals(readFileSync(a))).toBe(false);
     expect(readFileSync(c).length).toBe(readFileSync(a).length);
+  });
+
+  it("floatMatrices: 'f16' stores the decode-step float matrices as F16: the f32 draws rounded to half", async () => {
+    const full: ChimeraConfig = {
+      ...config,
+      name: 'f16',
+      layerTypes: ['GD', 'XM', 'TM', 'SK'],
+      xlstm: { headCount: 2, headDim: 64, gateSoftCap: 15, normEps: 1e-5 },
+      titans: { headCount: 2, headDim: 64, memoryDim: 32, persistentSlots: 2, segmentLength: 8, thetaMax: 0.1 },
+      tsp: { sketchDim: 32 },
+      moe: { layers: [3], expertCount: 4, expertUsedCount: 2, sharedExpertCount: 1, feedForwardLength: 128, routedScalingFactor: 1 },
+      spanGate: true,
+      looping: { prelude: [0, 0], loop: [1, 2], coda: [3, 3], max: 4, default: 2, backwardTruncation: 'half' },
+    };
+    const p32 = join(dir, 'm32.gguf');
+    const p16 = join(dir, 'm16.gguf');
+    await writeRandomChimera(p32, full, 5);
+    await writeRandomChimera(p16, full, 5, { floatMatrices: 'f16' });
+    const [f32, f16] = [await readGguf(p32), await readGguf(p16)];
+    const raw32 = readFileSync(p32);
+    const raw16 = readFileSync(p16);
+    const matrices = [
+      'token_embd.weight', 'output_gate.weight', 'parcae.b.weight', 'parcae.c.weight',
+      'blk.0.gdn_a.weight', 'blk.0.gdn_b.weight', 'blk.3.gdn_a.weight', 'blk.3.gdn_b.weight',
+      'blk.3.sk_sketch.weight', 'blk.3.sk_role.weight', 'blk.3.sk_filler.weight', 'blk.3.sk_energy.weight',
+      'blk.3.ffn_gate_inp.weight',
+    ];
+    for (const t of f16.tensors) {
+      const t32 = f32.tensors.find((x) => x.name === t.name)!;
+      expect(t.dims, t.name).toEqual(t32.dims);
+      expect(t.type, t.name).toBe(matrices.includes(t.name) ? GgmlType.F16 : t32.type);
+    }
+    expect(f16.tensors.filter((t) => t.type === GgmlType.F16).length).toBe(matrices.length);
+    // per-head gates of XM/TM and all vectors stay F32
+    expect(f16.tensors.find((t) => t.name === 'blk.1.xm_i.weight')?.type).toBe(GgmlType.F32);
+    expect(f16.tensors.find((t) => t.name === 'blk.2.tm_alpha.weight')?.type).toBe(GgmlType.F32);
+    for (const name of matrices) {
+      const t = f16.tensors.find((x) => x.name === name)!;
+      const h = new Uint16Array(raw16.buffer.slice(raw16.byteOffset + t.fileOffset, raw16.byteOffset + t.fileOffset + t.byteSize!));
+      const v = tensorFloats(f32, raw32, name);
+      expect(h.length, name).toBe(v.length);
+      for (let i = 0; i < v.length; i++) if (h[i] !== floatToHalf(v[i]!)) throw new Error(`${name}[${i}]: ${h[i]} vs ${v[i]}`);
+    }
+    // the default is F32, as before
+    expect(f32.tensors.some((t) => t.type === GgmlType.F16)).toBe(false);
+    await expect(writeRandomChimera(join(dir, 'bad.gguf'), config, 1, { floatMatrices: 'bf16' as 'f16' })).rejects.toThrow(/floatMatrices/);
+  });
+
+  it('floatToHalf rounds to nearest even, with subnormals and overflow', () => {
+    const cases: [number, number][] = [
+      [0, 0x0000], [-0, 0x8000], [1, 0x3c00], [-2, 0xc000], [0.1, 0x2e66], [65504, 0x7bff],
+      [65519.99, 0x7bff], [65520, 0x7c00], [Infinity, 0x7c00], [2 ** -24, 0x0001], [2 ** -25, 0x0000],
+      [1.5 * 2 ** -25, 0x0001], [2 ** -14, 0x0400], [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02],
+    ];
+    for (const [v, h] of cases) expect(floatToHalf(v), String(v)).toBe(h);
+    expect(floatToHalf(NaN) & 0x7c00).toBe(0x7c00);
+    expect(floatToHalf(NaN) & 0x3ff).not.toBe(0);
   });
 
   it('rejects configs BT2 cannot hold, listing every problem', () => {
