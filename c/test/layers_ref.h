@@ -14,6 +14,7 @@
 #include "../src/kernels.h"
 #include "gguf_writer.h"
 #include "harness.h"
+#include "ref_common.h"
 
 /* ---- model description ------------------------------------------------------------ */
 
@@ -71,12 +72,6 @@ static hten *host_find(const char *fmt, ...) {
 }
 #define HF(...) (host_find(__VA_ARGS__)->f)
 #define HQ(...) (host_find(__VA_ARGS__)->q)
-
-static float *rand_vec(int64_t n, float mean, float std) {
-    float *v = malloc(sizeof(float) * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++) v[i] = mean + std * rng_normal();
-    return v;
-}
 
 /* F32 tensor with GGUF dims ne[0..nd); data has prod(ne) floats (kept as the host copy). */
 static void put_f32(gw *w, const lcfg *c, const char *name, float *data, uint32_t nd, int64_t ne0, int64_t ne1,
@@ -339,42 +334,11 @@ static void make_model(const char *path, lcfg c) {
 
 #define DBL(n) ((double *)calloc((size_t)(n) + 1, sizeof(double)))
 
-static double sigm(double z) { return 1.0 / (1.0 + exp(-z)); }
-static double silu(double z) { return z * sigm(z); }
-
-static void ref_rmsnorm(double *y, const double *x, const float *w, int64_t n, double eps) {
-    double ss = 0;
-    for (int64_t i = 0; i < n; i++) ss += x[i] * x[i];
-    double r = 1.0 / sqrt(ss / n + eps);
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * r * (w ? w[i] : 1.0);
-}
-
 static void ref_l2(double *x, int64_t n) {
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += x[i] * x[i];
     s = fmax(sqrt(s), 1e-12);
     for (int64_t i = 0; i < n; i++) x[i] /= s;
-}
-
-/* BitLinear §2.2 (activation quantization as the spec's s_b, in float) */
-static void ref_bitlinear(double *y, const uint8_t *W, int64_t rows, int64_t cols, const double *x) {
-    float *xq = malloc(sizeof(float) * (size_t)cols);
-    for (int64_t b = 0; b < cols; b += 64) {
-        float m = 0;
-        for (int j = 0; j < 64; j++) m = fmaxf(m, fabsf((float)x[b + j]));
-        float s = m > 0 ? m / 127.0f : 1.0f;
-        for (int j = 0; j < 64; j++) {
-            float q = rintf((float)x[b + j] / s);
-            q = q < -127 ? -127 : q > 127 ? 127 : q;
-            xq[b + j] = q * s;
-        }
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        double acc = 0;
-        for (int64_t j = 0; j < cols; j++) acc += bt2_weight(W, rows, cols, r, j) * xq[j];
-        y[r] = acc;
-    }
-    free(xq);
 }
 
 static void ref_linear(double *y, const float *W, int64_t rows, int64_t cols, const double *x) {

@@ -27,22 +27,6 @@
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-static char g_dir[256];
-static const char *tmp_path(const char *name) {
-    static char buf[4][400];
-    static int i = 0;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, name);
-    return buf[i];
-}
-
-static braid_model *load_ok(const char *path) {
-    braid_model *m = NULL;
-    int32_t st = braid_model_load(path, &m);
-    CHECK(st == BRAID_OK && m, "load %s: %d %s", path, st, braid_last_error());
-    return m;
-}
-
 /* ---- per-head math --------------------------------------------------------------------- */
 
 static void test_mlstm_math(void) {

@@ -20,6 +20,7 @@
 #include "../src/kernels.h"
 #include "gguf_writer.h"
 #include "harness.h"
+#include "ref_common.h"
 
 typedef struct {
     int L, D, I, H, dk, dv, V, K, C;
@@ -42,12 +43,6 @@ typedef struct {
     float *out_norm;
     hlayer *l;
 } hmodel;
-
-static float *rand_vec(int64_t n, float mean, float std) {
-    float *v = malloc(sizeof(float) * (size_t)n);
-    for (int64_t i = 0; i < n; i++) v[i] = mean + std * rng_normal();
-    return v;
-}
 
 static void put_f32(gw *w, const mcfg *c, const char *name, const float *data, int64_t rows, int64_t cols) {
     if (c->skip && strcmp(c->skip, name) == 0) return;
@@ -189,35 +184,6 @@ static void make_model(const char *path, mcfg c, hmodel *h) {
 
 /* ---- naive double-precision reference forward ------------------------------------ */
 
-static void ref_rmsnorm(double *y, const double *x, const float *w, int64_t n, double eps) {
-    double ss = 0;
-    for (int64_t i = 0; i < n; i++) ss += x[i] * x[i];
-    double r = 1.0 / sqrt(ss / n + eps);
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * r * (w ? w[i] : 1.0);
-}
-static double silu(double z) { return z / (1.0 + exp(-z)); }
-
-/* BitLinear §2.2: int8 absmax per 64-block (computed in float as the spec's s_b), ternary weights. */
-static void ref_bitlinear(double *y, const uint8_t *W, int64_t rows, int64_t cols, const double *x) {
-    float *xq = malloc(sizeof(float) * (size_t)cols); /* s_b · x̂_j */
-    for (int64_t b = 0; b < cols; b += 64) {
-        float m = 0;
-        for (int j = 0; j < 64; j++) m = fmaxf(m, fabsf((float)x[b + j]));
-        float s = m > 0 ? m / 127.0f : 1.0f;
-        for (int j = 0; j < 64; j++) {
-            float q = rintf((float)x[b + j] / s);
-            q = q < -127 ? -127 : q > 127 ? 127 : q;
-            xq[b + j] = q * s;
-        }
-    }
-    for (int64_t r = 0; r < rows; r++) {
-        double acc = 0;
-        for (int64_t j = 0; j < cols; j++) acc += bt2_weight(W, rows, cols, r, j) * xq[j];
-        y[r] = acc;
-    }
-    free(xq);
-}
-
 /* logits [T, V] for tokens[0..T) from a zero state. */
 static void ref_forward(double *logits, const hmodel *m, const int32_t *tokens, int64_t T) {
     const mcfg *c = &m->c;
@@ -323,23 +289,6 @@ static int mostly_agree(const double *err, int n, int allowed, double tol) {
         off += err[i] >= tol;
     }
     return off <= allowed;
-}
-
-static char g_dir[256];
-
-static const char *tmp_path(const char *name) {
-    static char buf[4][400];
-    static int i = 0;
-    i = (i + 1) % 4;
-    snprintf(buf[i], sizeof buf[i], "%s/%s", g_dir, name);
-    return buf[i];
-}
-
-static braid_model *load_ok(const char *path) {
-    braid_model *m = NULL;
-    int32_t st = braid_model_load(path, &m);
-    CHECK(st == BRAID_OK && m, "load %s: %d %s", path, st, braid_last_error());
-    return m;
 }
 
 static void test_reference(void) {
