@@ -11,33 +11,15 @@ import { AbortedError, QueueFullError } from '../../engine/errors.ts';
 import { NativeModel } from '../../engine/model/native-model.ts';
 import { argmax } from '../../engine/sampler/truncate.ts';
 import { Slot } from '../../engine/scheduler.ts';
-import type { Engine, GenerationEvent, GenerationRequest, LoadedModel, SamplingOptions } from '../../engine/types.ts';
+import type { Engine, GenerationEvent, GenerationRequest, LoadedModel } from '../../engine/types.ts';
+import { generationRequest, greedySampling } from '../helpers/requests.ts';
 
 const MODEL = fileURLToPath(new URL('../../models/chimera-tiny.gguf', import.meta.url));
 
-const greedy: SamplingOptions = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logitBias: new Map(),
-  seed: undefined,
-};
+const greedy = greedySampling;
 
 function request(promptTokens: number[], over: Partial<GenerationRequest> = {}): GenerationRequest {
-  return {
-    promptTokens,
-    maxTokens: 16,
-    stop: [],
-    sampling: greedy,
-    topLogprobs: 0, // so that deltas carry the token ids
-    promptLogprobs: false,
-    signal: new AbortController().signal,
-    ...over,
-  };
+  return generationRequest(promptTokens, over);
 }
 
 interface Run {

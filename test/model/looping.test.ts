@@ -16,8 +16,9 @@ import { writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
 import { NativeModel } from '../../engine/model/native-model.ts';
 import { argmax } from '../../engine/sampler/truncate.ts';
 import { Slot } from '../../engine/scheduler.ts';
-import type { Engine, GenerationEvent, GenerationRequest, LoadedModel, SamplingOptions } from '../../engine/types.ts';
+import type { Engine, GenerationEvent, GenerationRequest, LoadedModel } from '../../engine/types.ts';
 import { EntropyValve, type ValveMode } from '../../engine/valve/valve.ts';
+import { generationRequest, greedySampling } from '../helpers/requests.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braid-loop-'));
 const LOOPING = path.join(dir, 'tiny-looping.gguf');
@@ -30,29 +31,10 @@ const config: ChimeraConfig = {
   looping: { prelude: [0, 0], loop: [1, 2], coda: [3, 3], max: 6, default: 2, backwardTruncation: 'half' },
 };
 
-const greedy: SamplingOptions = {
-  temperature: 0,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logitBias: new Map(),
-  seed: undefined,
-};
+const greedy = greedySampling;
 
 function request(promptTokens: number[], over: Partial<GenerationRequest> = {}): GenerationRequest {
-  return {
-    promptTokens,
-    maxTokens: 12,
-    stop: [],
-    sampling: greedy,
-    topLogprobs: 0,
-    promptLogprobs: false,
-    signal: new AbortController().signal,
-    ...over,
-  };
+  return generationRequest(promptTokens, { maxTokens: 12, ...over });
 }
 
 async function run(model: LoadedModel, req: GenerationRequest): Promise<{ ids: number[]; lps: number[]; done: Extract<GenerationEvent, { kind: 'done' }> }> {

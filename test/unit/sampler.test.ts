@@ -12,18 +12,9 @@ import { Prng } from '../../engine/sampler/prng.ts';
 import { Sampler } from '../../engine/sampler/sampler.ts';
 import { argmax, drawToken } from '../../engine/sampler/truncate.ts';
 import type { SamplingOptions } from '../../engine/types.ts';
+import { greedySampling } from '../helpers/requests.ts';
 
-const base: SamplingOptions = {
-  temperature: 1,
-  topP: 1,
-  topK: 0,
-  minP: 0,
-  presencePenalty: 0,
-  frequencyPenalty: 0,
-  repetitionPenalty: 1,
-  logitBias: new Map(),
-  seed: 1234,
-};
+const base: SamplingOptions = { ...greedySampling, temperature: 1, seed: 1234 };
 
 /** Logits whose softmax is exactly `probs`. */
 function logitsOf(probs: number[]): Float32Array {
