@@ -144,6 +144,67 @@ BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *bu
 /* Copies the sequence state (not the scratch) of src into dst; both must be of the same model. */
 BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *src);
 
+
+/* ---- trainer ------------------------------------------------------------------
+ * FP32 master weights + AdamW state for a model being trained (DESIGN.md
+ * "trainer"). Built from a GGUF file: every tensor becomes a parameter (BT2
+ * dequantized, F16 widened). The forward is the inference forward with
+ * BitLinear as quantization-aware training (ternary weights, int8 activations,
+ * straight-through backward). Supports GD + dense SwiGLU models today; other
+ * layer types return BRAID_ERR_UNSUPPORTED. One call at a time per trainer. */
+typedef struct braid_trainer braid_trainer;
+
+BRAID_API int32_t braid_trainer_new(const char *path, braid_trainer **out);
+BRAID_API void braid_trainer_free(braid_trainer *tr);
+/* Message of the trainer's last failing call, readable from any thread. */
+BRAID_API const char *braid_trainer_last_error(const braid_trainer *tr);
+BRAID_API int32_t braid_trainer_n_params(const braid_trainer *tr);
+BRAID_API int32_t braid_trainer_n_vocab(const braid_trainer *tr);
+/* Parameter i: its GGUF tensor name (NUL-terminated into name[name_cap]), shape [rows, cols]
+ * (a vector is [1, n]; 3-D tensors fold their outer dims into rows), source GGUF type, and
+ * whether AdamW decays it. */
+BRAID_API int32_t braid_trainer_param_info(const braid_trainer *tr, int32_t i, char *name, int32_t name_cap,
+                                           int64_t *rows, int64_t *cols, int32_t *gguf_type, int32_t *decay);
+/* Copies rows·cols floats of parameter i's latent weights / accumulated gradient out, or weights in. */
+BRAID_API int32_t braid_trainer_param_read(const braid_trainer *tr, int32_t i, float *out);
+BRAID_API int32_t braid_trainer_param_write(braid_trainer *tr, int32_t i, const float *in);
+BRAID_API int32_t braid_trainer_grad_read(const braid_trainer *tr, int32_t i, float *out);
+/* AdamW settings (defaults 0.9, 0.95, 1e-8, 0.1, clip 1.0; clip 0 = off). */
+BRAID_API int32_t braid_trainer_set_adamw(braid_trainer *tr, float beta1, float beta2, float eps, float weight_decay,
+                                          float clip);
+/* 1 (default): quantization-aware forward; 0: plain FP32 forward (for gradient checks). */
+BRAID_API int32_t braid_trainer_set_quant(braid_trainer *tr, int32_t on);
+/* Forward + backward over batch sequences of seq_len tokens (row-major), each from a zero
+ * state; targets[i] is the label predicted at position i, -1 for none. Adds the gradient of
+ * the summed cross-entropy (nats) to the accumulated gradients; returns the sum and count. */
+BRAID_API int32_t braid_trainer_forward_backward(braid_trainer *tr, const int32_t *tokens, const int32_t *targets,
+                                                 int32_t batch, int32_t seq_len, double *loss_sum,
+                                                 int64_t *n_targets);
+/* The same forward without gradients. */
+BRAID_API int32_t braid_trainer_evaluate(braid_trainer *tr, const int32_t *tokens, const int32_t *targets,
+                                         int32_t batch, int32_t seq_len, double *loss_sum, int64_t *n_targets);
+/* Scales the accumulated gradients by grad_scale, clips their global norm, takes one AdamW
+ * step at learning rate lr, zeroes the gradients. *grad_norm: the norm before clipping. */
+BRAID_API int32_t braid_trainer_update(braid_trainer *tr, float lr, float grad_scale, float *grad_norm);
+BRAID_API int32_t braid_trainer_zero_grad(braid_trainer *tr);
+/* One MeZO step (forward-only, Malladi et al. 2023): loss at w ± eps·z with z ~ N(0, I) drawn
+ * from seed, then w ← w − lr (ĝ z + weight_decay·w). sparsity in [0, 1): sparse MeZO, only the
+ * smaller-magnitude (1 − sparsity) of each tensor is perturbed and updated. Under QAT only the
+ * float parameters move (ternary ones are piecewise constant in the loss). Leaves the
+ * accumulated gradients alone; *loss_sum is the mean of the two summed losses. */
+BRAID_API int32_t braid_trainer_mezo_step(braid_trainer *tr, const int32_t *tokens, const int32_t *targets,
+                                          int32_t batch, int32_t seq_len, float lr, float eps, float sparsity,
+                                          uint64_t seed, double *loss_sum, int64_t *n_targets);
+BRAID_API int64_t braid_trainer_step(const braid_trainer *tr);
+/* Parameter i in its GGUF type (BT2 quantized like the training forward), size bytes. */
+BRAID_API int64_t braid_trainer_export_size(const braid_trainer *tr, int32_t i);
+BRAID_API int32_t braid_trainer_export(const braid_trainer *tr, int32_t i, uint8_t *out, int64_t size);
+/* Checkpoint state: weights, AdamW moments and step; versioned, tied to the model's
+ * hyper-parameters and tensor names, CRC-checked. load changes nothing on error. */
+BRAID_API int64_t braid_trainer_state_size(const braid_trainer *tr);
+BRAID_API int32_t braid_trainer_state_save(const braid_trainer *tr, uint8_t *buf, int64_t size);
+BRAID_API int32_t braid_trainer_state_load(braid_trainer *tr, const uint8_t *buf, int64_t size);
+
 #ifdef __cplusplus
 }
 #endif

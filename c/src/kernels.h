@@ -105,6 +105,14 @@ typedef struct kernel_table {
      * o must not alias S. */
     void (*delta_step)(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
                        int64_t d_k, int64_t d_v);
+
+    /* ---- training (kernels_train_*.c) ---- */
+    /* Backward of delta_step for one head and token: P = S_{t-1}, St = S_t, dout = ∂L/∂o.
+     * dS [d_v, d_k]: in ∂L/∂S_t from later tokens, out ∂L/∂S_{t-1}. Writes dq, dk [d_k], dv [d_v],
+     * *dalpha, *dbeta (math in kernels_train_ref.c). */
+    void (*delta_step_bwd)(float *dS, float *dq, float *dk, float *dv, float *dalpha, float *dbeta, const float *P,
+                           const float *St, const float *q, const float *k, const float *v, const float *dout,
+                           float alpha, float beta, int64_t d_k, int64_t d_v);
 } kernel_table;
 
 extern const kernel_table kernels_ref;
@@ -127,6 +135,16 @@ void softmax_ref(float *x, int64_t n);
 void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t k);
 void delta_step_ref(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
                     int64_t d_k, int64_t d_v);
+
+void delta_step_bwd_ref(float *dS, float *dq, float *dk, float *dv, float *dalpha, float *dbeta, const float *P,
+                        const float *St, const float *q, const float *k, const float *v, const float *dout,
+                        float alpha, float beta, int64_t d_k, int64_t d_v);
+void delta_step_bwd_avx2(float *dS, float *dq, float *dk, float *dv, float *dalpha, float *dbeta, const float *P,
+                         const float *St, const float *q, const float *k, const float *v, const float *dout,
+                         float alpha, float beta, int64_t d_k, int64_t d_v);
+void delta_step_bwd_avx512(float *dS, float *dq, float *dk, float *dv, float *dalpha, float *dbeta, const float *P,
+                           const float *St, const float *q, const float *k, const float *v, const float *dout,
+                           float alpha, float beta, int64_t d_k, int64_t d_v);
 
 extern const kernel_table kernels_avx2;
 extern const kernel_table kernels_avx512;

@@ -373,4 +373,5 @@ const kernel_table kernels_avx2 = {
     .softmax = softmax_avx2,
     .conv1d_causal = conv1d_causal_ref,
     .delta_step = delta_step_avx2,
+    .delta_step_bwd = delta_step_bwd_avx2,
 };

@@ -432,4 +432,5 @@ const kernel_table kernels_avx512 = {
     .softmax = softmax_avx512,
     .conv1d_causal = conv1d_causal_ref,
     .delta_step = delta_step_avx512,
+    .delta_step_bwd = delta_step_bwd_avx512,
 };

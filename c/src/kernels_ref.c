@@ -185,4 +185,5 @@ const kernel_table kernels_ref = {
     .softmax = softmax_ref,
     .conv1d_causal = conv1d_causal_ref,
     .delta_step = delta_step_ref,
+    .delta_step_bwd = delta_step_bwd_ref,
 };

@@ -102,7 +102,7 @@ export function libraryPath(): string {
   return fileURLToPath(new URL('../../c/build/libbraid.so', import.meta.url));
 }
 
-type KoffiFunction = ReturnType<LibraryHandle['func']>;
+export type KoffiFunction = ReturnType<LibraryHandle['func']>;
 
 /**
  * Arguments of async calls in flight. koffi reads typed arrays in place on the
@@ -111,7 +111,7 @@ type KoffiFunction = ReturnType<LibraryHandle['func']>;
  */
 const inFlight = new Set<unknown[]>();
 
-function callAsync(fn: KoffiFunction, args: unknown[]): Promise<number> {
+export function callAsync(fn: KoffiFunction, args: unknown[]): Promise<number> {
   inFlight.add(args);
   return new Promise<number>((resolve, reject) => {
     fn.async(...args, (err: unknown, result: unknown) => {
@@ -126,6 +126,14 @@ function toNumber(v: unknown): number {
   return typeof v === 'bigint' ? Number(v) : (v as number);
 }
 
+let libHandle: LibraryHandle | null = null;
+
+/** The loaded library handle, shared with the other binding files (engine/binding/trainer.ts). */
+export function libraryHandle(): LibraryHandle {
+  native();
+  return libHandle as LibraryHandle;
+}
+
 function bind(path: string): Native {
   let lib: LibraryHandle;
   try {
@@ -136,6 +144,7 @@ function bind(path: string): Native {
       Status.ERR_IO,
     );
   }
+  libHandle = lib;
   koffi.opaque('braid_model');
   koffi.opaque('braid_context');
   const logProto = koffi.proto('void braid_log_fn(int32_t level, const char *message)');

@@ -1,0 +1,146 @@
+/*
+ * train.h — the trainer (private view of braid_trainer): FP32 master weights,
+ * their gradients and AdamW moments, and the activations one
+ * forward/backward pass keeps.
+ *
+ * Like llm.c: one arena per kind (params, grads, m, v are four float arrays
+ * with the same layout, so the optimizer and the checkpoint are flat loops and
+ * one memcpy), every layer's forward beside its backward (train_gdn.c,
+ * train_ffn.c, train_ops.c), and a model file (train_model.c) that runs them
+ * in order. The math is the inference forward's (chimera.c, gdn.c, ffn.c) with
+ * BitLinear as quantization-aware training: the forward uses the same ternary
+ * weights and int8 activations the inference kernels use (as exact float
+ * values), the backward is straight-through (ARCHITECTURES.md §2.2, item 5).
+ */
+#ifndef BRAID_TRAIN_H
+#define BRAID_TRAIN_H
+
+#include <stdint.h>
+
+#include "model.h"
+
+/* How a parameter enters the forward. */
+typedef enum {
+    TP_TERNARY = 1, /* BT2 in the file: latent FP32 W, forward uses fake-quantized Ŵ (wq) */
+    TP_FLOAT = 2,   /* F32/F16 matrix or vector used as is */
+} tparam_kind;
+
+typedef struct {
+    char name[96];
+    int64_t rows, cols;   /* a vector is [1, n] */
+    uint32_t gguf_type;   /* type in the source file: export writes the same type */
+    tparam_kind kind;
+    int32_t decay;        /* 1: AdamW weight decay applies (matrices except the embedding) */
+    int64_t offset;       /* first float in the arenas */
+    float *wq;            /* TP_TERNARY: [rows, cols] Ŵ = scale ⊙ ternary(W), refreshed after every update */
+} tparam;
+
+/* Views of one GD + SwiGLU block's parameters: pointers into the arenas, set by train_bind. */
+typedef struct {
+    int32_t attn_norm, ffn_norm;                 /* param indices ([D] vectors) */
+    int32_t wq, wk, wv, wg, wo, wa, wb;          /* matrices */
+    int32_t a_log, dt_bias, conv_q, conv_k, conv_v, o_norm;
+    int32_t gate, up, down;
+} tblock;
+
+/* Activations of one block for N = B·T tokens (all [N, width] row-major). */
+typedef struct {
+    float *x_in;          /* [N, D] block input (residual stream) */
+    float *rstd_a;        /* [N] 1/rms of x_in (attn norm) */
+    float *xn_a;          /* [N, D] attn-normed input (a, b read it in fp32) */
+    float *xq_a;          /* [N, D] its fake-quantized copy (ternary projections read it) */
+    float *qp, *kp, *vp;  /* [N, Hdk|Hdk|Hdv] projections before the convs */
+    float *gp;            /* [N, Hdv] output-gate projection */
+    float *ap, *bp;       /* [N, H] decay / beta pre-activations */
+    float *qz, *kz, *vz;  /* [N, C] conv outputs before SiLU */
+    float *qs, *ks;       /* [N, Hdk] after SiLU (before the L2 norm) */
+    float *q, *k, *v;     /* [N, Hdk|Hdk|Hdv] inputs to the recurrence (q, k normalized; q scaled) */
+    float *beta, *gl;     /* [N, H] β and log-decay g */
+    float *o;             /* [N, Hdv] recurrence output */
+    float *rstd_o;        /* [N, H] 1/rms per head of o */
+    float *u;             /* [N, Hdv] gated normed output (input of W_o) */
+    float *uq;            /* [N, Hdv] fake-quantized u */
+    float *S;             /* [B, H, n_chunks + 1, d_v, d_k] state at every chunk start (and the end) */
+    float *x_mid;         /* [N, D] residual after the mixer */
+    float *rstd_f;        /* [N] */
+    float *xq_f;          /* [N, D] fake-quantized ffn-normed input */
+    float *xn_f;          /* [N, D] ffn-normed input */
+    float *gate, *up;     /* [N, I] */
+    float *h;             /* [N, I] SiLU(gate) ⊙ up */
+    float *hq;            /* [N, I] fake-quantized h */
+} tacts;
+
+/* Gradient scratch for the backward of one block (reused block after block), [N, width]. */
+typedef struct {
+    float *dx;                 /* [N, D] gradient of the residual stream */
+    float *dxn;                /* [N, D] gradient of a normed block input */
+    float *dy;                 /* [N, D] copy of a branch's output gradient (scratch) */
+    float *dqp, *dkp, *dvp;    /* [N, Hdk|Hdk|Hdv] projections */
+    float *dgp, *du;           /* [N, Hdv] output gate, W_o input */
+    float *dqs, *dks, *dvs;    /* [N, Hdk|Hdk|Hdv] conv outputs */
+    float *dap, *dbp, *dgl;    /* [N, H] */
+    float *dh, *dgate, *dup;   /* [N, I] */
+} tgrads;
+
+struct braid_trainer {
+    model_hparams hp;
+    int32_t n_params;
+    tparam *params;
+    int64_t n_floats;      /* arena length */
+    float *w, *g, *m, *v;  /* arenas: weights, gradients, AdamW first and second moments */
+    int64_t step;          /* optimizer steps taken */
+    uint64_t fingerprint;  /* the model's hyper-parameter fingerprint ⊕ tensor names (state blobs) */
+    /* AdamW */
+    float beta1, beta2, eps, weight_decay, clip;
+    int32_t quant;         /* 1: QAT (ternary weights + int8 activations), 0: plain FP32 (gradient checks) */
+    /* model views */
+    int32_t tok_embd, out_norm;
+    tblock *blocks;        /* [n_layer] */
+    /* activations, sized for the largest N seen (grown between calls, never inside a pass) */
+    int64_t cap_tokens, cap_B, cap_T;
+    tacts *acts;           /* [n_layer] */
+    float *arena;          /* one allocation behind every activation pointer */
+    float *x_final;        /* [N, D] last block output */
+    float *rstd_final;     /* [N] */
+    float *hfin;           /* [N, D] final-normed hidden */
+    float *logits;         /* [N, V] logits, then dlogits */
+    tgrads gr;             /* gradient scratch, one block at a time */
+    float *scratch;        /* per-thread scratch for the GDN backward */
+    int64_t scratch_per_thread;
+    char error[256];       /* last error for braid_trainer_last_error (any thread) */
+};
+
+/* ---- parameters (train_params.c) -------------------------------------------- */
+int32_t train_params_load(braid_trainer *tr, const braid_model *m);
+int32_t train_param_find(const braid_trainer *tr, const char *name);
+static inline float *tp_w(const braid_trainer *tr, int32_t i) { return tr->w + tr->params[i].offset; }
+static inline float *tp_g(const braid_trainer *tr, int32_t i) { return tr->g + tr->params[i].offset; }
+/* The weights the forward reads: Ŵ for a ternary param under QAT, else W. */
+static inline const float *tp_fw(const braid_trainer *tr, int32_t i) {
+    return tr->quant && tr->params[i].kind == TP_TERNARY ? tr->params[i].wq : tr->w + tr->params[i].offset;
+}
+/* Recomputes Ŵ of every ternary param from W (after load, update or a write). */
+void train_requantize(braid_trainer *tr);
+/* Bytes of param i in its GGUF type, and the export itself. */
+int64_t train_export_size(const braid_trainer *tr, int32_t i);
+void train_export(const braid_trainer *tr, int32_t i, uint8_t *out);
+
+/* ---- model (train_model.c) ------------------------------------------------------ */
+/* Forward over B sequences of T tokens; with backward, accumulates gradients.
+ * Loss = sum of cross-entropies (nats) over targets >= 0. */
+int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,
+                         int backward, double *loss_sum, int64_t *n_targets);
+void train_acts_free(braid_trainer *tr);
+
+/* ---- optimizer (train_adamw.c) ---------------------------------------------------- */
+/* Scales gradients by grad_scale, clips the global norm to tr->clip (0 = off), takes one
+ * AdamW step with learning rate lr, zeroes the gradients, re-quantizes. *grad_norm = norm before clipping. */
+int32_t train_adamw_update(braid_trainer *tr, float lr, float grad_scale, float *grad_norm);
+
+/* ---- MeZO (train_mezo.c) ---------------------------------------------------------------- */
+/* One zeroth-order step: two forwards at w ± εz (z from seed), SGD along z at lr, sparse when
+ * sparsity > 0 (only the smaller-|w| fraction 1 − sparsity of each tensor moves). loss = mean of both. */
+int32_t train_mezo_step(braid_trainer *tr, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,
+                        float lr, float eps, float sparsity, uint64_t seed, double *loss_sum, int64_t *n_targets);
+
+#endif /* BRAID_TRAIN_H */

@@ -1,0 +1,78 @@
+/*
+ * train_adamw.c — AdamW (decoupled weight decay) with global-norm clipping.
+ *
+ * The arenas are walked in fixed blocks of ADAM_BLOCK floats: the gradient
+ * norm is a sum of per-block partial sums added in block order, so the result
+ * does not depend on how many threads ran the blocks.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "threadpool.h"
+#include "train.h"
+
+#define ADAM_BLOCK 16384
+
+typedef struct {
+    braid_trainer *tr;
+    double *partial; /* [n_blocks] */
+    float scale;     /* grad_scale · clip factor */
+    float lr, bc1, bc2;
+} adam_job;
+
+static void norm_task(void *arg, int64_t b0, int64_t b1, int32_t thread) {
+    adam_job *j = arg;
+    const braid_trainer *tr = j->tr;
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t i0 = b * ADAM_BLOCK, i1 = BRAID_MIN(tr->n_floats, i0 + ADAM_BLOCK);
+        double s = 0.0;
+        for (int64_t i = i0; i < i1; i++) {
+            double g = (double)tr->g[i] * j->scale;
+            s += g * g;
+        }
+        j->partial[b] = s;
+    }
+}
+
+/* Parameters are updated param by param (each has its own decay flag). */
+static void update_task(void *arg, int64_t p0, int64_t p1, int32_t thread) {
+    adam_job *j = arg;
+    braid_trainer *tr = j->tr;
+    const float b1 = tr->beta1, b2 = tr->beta2, eps = tr->eps;
+    for (int64_t p = p0; p < p1; p++) {
+        const tparam *tp = &tr->params[p];
+        const int64_t i0 = tp->offset, i1 = i0 + tp->rows * tp->cols;
+        const float wd = tp->decay ? tr->weight_decay : 0.0f;
+        for (int64_t i = i0; i < i1; i++) {
+            float g = tr->g[i] * j->scale;
+            float m = tr->m[i] = b1 * tr->m[i] + (1.0f - b1) * g;
+            float v = tr->v[i] = b2 * tr->v[i] + (1.0f - b2) * g * g;
+            float mhat = m / j->bc1, vhat = v / j->bc2;
+            tr->w[i] -= j->lr * (mhat / (sqrtf(vhat) + eps) + wd * tr->w[i]);
+            tr->g[i] = 0.0f;
+        }
+    }
+}
+
+int32_t train_adamw_update(braid_trainer *tr, float lr, float grad_scale, float *grad_norm) {
+    const int64_t nb = (tr->n_floats + ADAM_BLOCK - 1) / ADAM_BLOCK;
+    double *partial = malloc(sizeof(double) * (size_t)nb);
+    if (!partial) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory for the gradient norm");
+    adam_job j = {.tr = tr, .partial = partial, .scale = grad_scale};
+    double sum = 0.0;
+    pool_parallel_for(nb, 1, norm_task, &j);
+    for (int64_t b = 0; b < nb; b++) sum += partial[b];
+    free(partial);
+    const double norm = sqrt(sum);
+    *grad_norm = (float)norm;
+    if (tr->clip > 0.0f && norm > tr->clip) j.scale = (float)(grad_scale * (tr->clip / norm));
+    tr->step++;
+    j.lr = lr;
+    j.bc1 = 1.0f - powf(tr->beta1, (float)tr->step);
+    j.bc2 = 1.0f - powf(tr->beta2, (float)tr->step);
+    pool_parallel_for(tr->n_params, 1, update_task, &j);
+    train_requantize(tr);
+    return BRAID_OK;
+}
