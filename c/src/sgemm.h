@@ -15,13 +15,13 @@
  * the thread count or the timing; they may differ between ISAs (FMA vs
  * separate multiply-add).
  *
- * Scratch: each pool thread packs A into its own block (~56 KB) and the
- * threads of a call share one double-buffered packed B block (~1 MB). Both
- * are allocated by the first call that needs them and kept for the life of
- * the process (grown only if an ISA with bigger blocks is selected later,
- * never freed), so nothing is allocated or leaked per call. If that first
- * allocation fails, the call runs the reference loop instead (still correct,
- * just slow and not the SIMD bits).
+ * Scratch: each pool thread packs A into its own two blocks (the one in use
+ * and the next, ~115 KB) and the threads of a call share one double-buffered
+ * packed B block (~1 MB). Both are allocated by the first call that needs
+ * them and kept for the life of the process (grown only if an ISA with bigger
+ * blocks is selected later, never freed), so nothing is allocated or leaked
+ * per call. If that first allocation fails, the call runs the reference loop
+ * instead (still correct, just slow and not the SIMD bits).
  *
  * sgemm must not be called from inside a pool_parallel_for job (the pool runs
  * one job at a time; sgemm submits its own).

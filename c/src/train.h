@@ -35,51 +35,66 @@ typedef struct {
     float *wq;            /* TP_TERNARY: [rows, cols] Ŵ = scale ⊙ ternary(W), refreshed after every update */
 } tparam;
 
-/* Views of one GD + SwiGLU block's parameters: pointers into the arenas, set by train_bind. */
+/*
+ * One trainable layer kind — a mixer (GD, XM, TM, SK) or an FFN (SwiGLU, MoE) —
+ * as a table of functions, so the model file (train_model.c) runs any block
+ * without knowing what is inside. Each kind has its own parameter-index struct
+ * (filled by bind) and activation struct (carved from the arena by layout).
+ */
+typedef struct train_layer_ops {
+    const char *name;
+    size_t params_size, acts_size;
+    /* Finds layer il's tensors (blk.<il>.*) and stores their parameter indices in params. */
+    int32_t (*bind)(braid_trainer *tr, int32_t il, void *params);
+    /* Carves the activations of B sequences of T tokens from base at *cursor into acts
+     * (base NULL: only advances *cursor, to size the arena). */
+    void (*layout)(const braid_trainer *tr, float *base, int64_t *cursor, int64_t B, int64_t T, void *acts);
+    /* Gradient scratch floats one backward needs (tr->gscratch, shared: one backward runs at a time). */
+    int64_t (*grad_floats)(const braid_trainer *tr, int64_t B, int64_t T);
+    /* Per-thread scratch floats (tr->scratch + thread · tr->scratch_per_thread). */
+    int64_t (*thread_floats)(const braid_trainer *tr, int64_t T);
+    /* y [N, D] from the block's normed input xn [N, D] and its fake-quantized copy xq (N = B·T). */
+    void (*fwd)(braid_trainer *tr, const void *params, void *acts, const float *xn, const float *xq, float *y,
+                int64_t B, int64_t T);
+    /* dxn [N, D] = ∂L/∂xn (overwritten; straight-through: the gradient reaching xq counts for xn)
+     * given dy = ∂L/∂y; accumulates the parameter gradients. */
+    void (*bwd)(braid_trainer *tr, const void *params, const void *acts, const float *xn, const float *xq, float *dxn,
+                const float *dy, int64_t B, int64_t T);
+} train_layer_ops;
+
+extern const train_layer_ops train_gdn_ops; /* train_gdn.c */
+extern const train_layer_ops train_ffn_ops; /* train_ffn.c */
+
+/* One pre-norm residual block: x ← x + mixer(norm(x)); x ← x + ffn(norm(x)). */
 typedef struct {
-    int32_t attn_norm, ffn_norm;                 /* param indices ([D] vectors) */
-    int32_t wq, wk, wv, wg, wo, wa, wb;          /* matrices */
-    int32_t a_log, dt_bias, conv_q, conv_k, conv_v, o_norm;
-    int32_t gate, up, down;
+    int32_t attn_norm, ffn_norm; /* param indices ([D] vectors) */
+    const train_layer_ops *mixer, *ffn;
+    void *mixer_params, *ffn_params; /* kind-specific index structs */
 } tblock;
 
-/* Activations of one block for N = B·T tokens (all [N, width] row-major). */
+/* Activations of one block for N = B·T tokens ([N, width] row-major). */
 typedef struct {
     float *x_in;          /* [N, D] block input (residual stream) */
     float *rstd_a;        /* [N] 1/rms of x_in (attn norm) */
-    float *xn_a;          /* [N, D] attn-normed input (a, b read it in fp32) */
-    float *xq_a;          /* [N, D] its fake-quantized copy (ternary projections read it) */
-    float *qp, *kp, *vp;  /* [N, Hdk|Hdk|Hdv] projections before the convs */
-    float *gp;            /* [N, Hdv] output-gate projection */
-    float *ap, *bp;       /* [N, H] decay / beta pre-activations */
-    float *qz, *kz, *vz;  /* [N, C] conv outputs before SiLU */
-    float *qs, *ks;       /* [N, Hdk] after SiLU (before the L2 norm) */
-    float *q, *k, *v;     /* [N, Hdk|Hdk|Hdv] inputs to the recurrence (q, k normalized; q scaled) */
-    float *beta, *gl;     /* [N, H] β and log-decay g */
-    float *o;             /* [N, Hdv] recurrence output */
-    float *rstd_o;        /* [N, H] 1/rms per head of o */
-    float *u;             /* [N, Hdv] gated normed output (input of W_o) */
-    float *uq;            /* [N, Hdv] fake-quantized u */
-    float *S;             /* [B, H, n_chunks + 1, d_v, d_k] state at every chunk start (and the end) */
+    float *xn_a, *xq_a;   /* [N, D] attn-normed input and its fake-quantized copy */
     float *x_mid;         /* [N, D] residual after the mixer */
     float *rstd_f;        /* [N] */
-    float *xq_f;          /* [N, D] fake-quantized ffn-normed input */
-    float *xn_f;          /* [N, D] ffn-normed input */
-    float *gate, *up;     /* [N, I] */
-    float *h;             /* [N, I] SiLU(gate) ⊙ up */
-    float *hq;            /* [N, I] fake-quantized h */
+    float *xn_f, *xq_f;   /* [N, D] ffn-normed input and its fake-quantized copy */
+    void *mixer_acts, *ffn_acts; /* kind-specific */
 } tacts;
 
-/* Gradient scratch for the backward of one block (reused block after block), [N, width]. */
+/* Carves n floats from base at *cursor, 64-byte aligned (NULL when base is NULL: counting). */
+static inline float *train_carve(float *base, int64_t *cursor, int64_t n) {
+    float *p = base ? base + *cursor : NULL;
+    *cursor += (n + 15) & ~(int64_t)15;
+    return p;
+}
+
+/* Gradient buffers every block's backward uses. */
 typedef struct {
-    float *dx;                 /* [N, D] gradient of the residual stream */
-    float *dxn;                /* [N, D] gradient of a normed block input */
-    float *dy;                 /* [N, D] copy of a branch's output gradient (scratch) */
-    float *dqp, *dkp, *dvp;    /* [N, Hdk|Hdk|Hdv] projections */
-    float *dgp, *du;           /* [N, Hdv] output gate, W_o input */
-    float *dqs, *dks, *dvs;    /* [N, Hdk|Hdk|Hdv] conv outputs */
-    float *dap, *dbp, *dgl;    /* [N, H] */
-    float *dh, *dgate, *dup;   /* [N, I] */
+    float *dx;   /* [N, D] gradient of the residual stream */
+    float *dxn;  /* [N, D] gradient of a normed block input */
+    float *dy;   /* [N, D] copy of a branch's output gradient */
 } tgrads;
 
 struct braid_trainer {
@@ -96,15 +111,17 @@ struct braid_trainer {
     /* model views */
     int32_t tok_embd, out_norm;
     tblock *blocks;        /* [n_layer] */
+    void *kind_mem;        /* storage behind every block's params / acts structs */
     /* activations, sized for the largest N seen (grown between calls, never inside a pass) */
     int64_t cap_tokens, cap_B, cap_T;
-    tacts *acts;           /* [n_layer] */
+    tacts *acts;           /* [n_layer] (kind-specific parts in kind_mem) */
     float *arena;          /* one allocation behind every activation pointer */
     float *x_final;        /* [N, D] last block output */
     float *rstd_final;     /* [N] */
     float *hfin;           /* [N, D] final-normed hidden */
     float *logits;         /* [N, V] logits, then dlogits */
-    tgrads gr;             /* gradient scratch, one block at a time */
+    tgrads gr;             /* residual-stream gradients */
+    float *gscratch;       /* layer-kind gradient scratch (max over kinds of grad_floats) */
     float *scratch;        /* per-thread scratch for the GDN backward */
     int64_t scratch_per_thread;
     char error[256];       /* last error for braid_trainer_last_error (any thread) */
@@ -113,6 +130,8 @@ struct braid_trainer {
 /* ---- parameters (train_params.c) -------------------------------------------- */
 int32_t train_params_load(braid_trainer *tr, const braid_model *m);
 int32_t train_param_find(const braid_trainer *tr, const char *name);
+/* *out = the index of blk.<il>.<suffix>, or BRAID_ERR_FORMAT naming the missing tensor. */
+int32_t train_find_block_param(const braid_trainer *tr, int32_t il, const char *suffix, int32_t *out);
 static inline float *tp_w(const braid_trainer *tr, int32_t i) { return tr->w + tr->params[i].offset; }
 static inline float *tp_g(const braid_trainer *tr, int32_t i) { return tr->g + tr->params[i].offset; }
 /* The weights the forward reads: Ŵ for a ternary param under QAT, else W. */
@@ -126,6 +145,10 @@ int64_t train_export_size(const braid_trainer *tr, int32_t i);
 void train_export(const braid_trainer *tr, int32_t i, uint8_t *out);
 
 /* ---- model (train_model.c) ------------------------------------------------------ */
+/* Chooses each block's layer kinds and binds their parameters (after train_params_load). */
+int32_t train_model_bind(braid_trainer *tr, const braid_model *m);
+/* The forward's activation quantizer: fake int8 under QAT, a copy in plain FP32 mode. */
+void train_act_quant(const braid_trainer *tr, float *y, const float *x, int64_t n, int64_t cols);
 /* Forward over B sequences of T tokens; with backward, accumulates gradients.
  * Loss = sum of cross-entropies (nats) over targets >= 0. */
 int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,

@@ -18,68 +18,12 @@ static int32_t tr_status(braid_trainer *tr, int32_t st) {
     return st;
 }
 
-static int32_t find_block_param(braid_trainer *tr, int32_t il, const char *suffix, int32_t *out) {
-    char name[96];
-    snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
-    *out = train_param_find(tr, name);
-    if (*out < 0) return braid_fail(BRAID_ERR_FORMAT, "trainer: tensor %s is missing", name);
-    return BRAID_OK;
-}
-
-static int32_t bind(braid_trainer *tr) {
-    static const struct {
-        const char *suffix;
-        size_t field;
-    } fields[] = {
-        {"attn_norm.weight", offsetof(tblock, attn_norm)}, {"ffn_norm.weight", offsetof(tblock, ffn_norm)},
-        {"gdn_q.weight", offsetof(tblock, wq)},           {"gdn_k.weight", offsetof(tblock, wk)},
-        {"gdn_v.weight", offsetof(tblock, wv)},           {"gdn_g.weight", offsetof(tblock, wg)},
-        {"gdn_o.weight", offsetof(tblock, wo)},           {"gdn_a.weight", offsetof(tblock, wa)},
-        {"gdn_b.weight", offsetof(tblock, wb)},           {"gdn_a_log", offsetof(tblock, a_log)},
-        {"gdn_dt_bias", offsetof(tblock, dt_bias)},       {"gdn_conv_q.weight", offsetof(tblock, conv_q)},
-        {"gdn_conv_k.weight", offsetof(tblock, conv_k)},  {"gdn_conv_v.weight", offsetof(tblock, conv_v)},
-        {"gdn_o_norm.weight", offsetof(tblock, o_norm)},  {"ffn_gate.weight", offsetof(tblock, gate)},
-        {"ffn_up.weight", offsetof(tblock, up)},          {"ffn_down.weight", offsetof(tblock, down)},
-    };
-    tr->blocks = calloc((size_t)tr->hp.n_layer, sizeof(tblock));
-    if (!tr->blocks) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory");
-    for (int32_t il = 0; il < tr->hp.n_layer; il++)
-        for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
-            int32_t st = find_block_param(tr, il, fields[f].suffix, (int32_t *)((char *)&tr->blocks[il] + fields[f].field));
-            if (st) return st;
-        }
-    tr->tok_embd = train_param_find(tr, "token_embd.weight");
-    tr->out_norm = train_param_find(tr, "output_norm.weight");
-    if (tr->tok_embd < 0 || tr->out_norm < 0) return braid_fail(BRAID_ERR_FORMAT, "trainer: token_embd or output_norm missing");
-    return BRAID_OK;
-}
-
-/* The trainer covers what has a backward today; anything else is refused by name. */
-static int32_t check_supported(const braid_model *m) {
-    const model_hparams *hp = &m->hp;
-    if (hp->loop.enabled) return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: Parcae looping has no backward yet");
-    if (hp->span_gate) return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: the span-engine risk gate has no backward yet");
-    static const char *names[] = {"", "GD", "XM", "TM", "SK"};
-    for (int32_t il = 0; il < hp->n_layer; il++) {
-        if (m->layers[il].mixer_type != MIXER_GD)
-            return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: layer %d is %s; only GD layers have a backward yet", il,
-                              names[m->layers[il].mixer_type]);
-        if (m->layers[il].ffn_type != FFN_DENSE)
-            return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: layer %d has a MoE FFN, which has no backward yet", il);
-    }
-    return BRAID_OK;
-}
-
 int32_t braid_trainer_new(const char *path, braid_trainer **out) {
     if (!path || !out) return braid_fail(BRAID_ERR_INVALID_ARG, "braid_trainer_new: NULL argument");
     *out = NULL;
     braid_model *m = NULL;
     int32_t st = braid_model_load(path, &m);
     if (st) return st;
-    if ((st = check_supported(m))) {
-        braid_model_free(m);
-        return st;
-    }
     braid_trainer *tr = calloc(1, sizeof *tr);
     if (!tr) {
         braid_model_free(m);
@@ -93,9 +37,9 @@ int32_t braid_trainer_new(const char *path, braid_trainer **out) {
     tr->clip = 1.0f;
     tr->quant = 1;
     st = train_params_load(tr, m);
+    if (!st) st = train_model_bind(tr, m);
     uint64_t fp = m->fingerprint;
     braid_model_free(m);
-    if (!st) st = bind(tr);
     if (st) {
         braid_trainer_free(tr);
         return st;
@@ -114,6 +58,8 @@ void braid_trainer_free(braid_trainer *tr) {
     for (int32_t i = 0; tr->params && i < tr->n_params; i++) aligned_free(tr->params[i].wq);
     free(tr->params);
     free(tr->blocks);
+    free(tr->acts);
+    free(tr->kind_mem);
     aligned_free(tr->w);
     aligned_free(tr->g);
     aligned_free(tr->m);

@@ -15,7 +15,7 @@
  * forward's bit for bit; walking states backwards by inverting (I − βkkᵀ)
  * would be ill-conditioned as β → 1.
  */
-#include "train_gdn.h"
+#include "train.h"
 
 #include <math.h>
 #include <string.h>
@@ -24,6 +24,35 @@
 #include "kernels.h"
 #include "threadpool.h"
 #include "train_ops.h"
+
+/* Parameter indices of one GD layer (blk.<il>.gdn_*). */
+typedef struct {
+    int32_t wq, wk, wv, wg, wo, wa, wb;
+    int32_t a_log, dt_bias, conv_q, conv_k, conv_v, o_norm;
+} gdn_params;
+
+/* Activations of one GD layer for N = B·T tokens ([N, width] row-major). */
+typedef struct {
+    float *qp, *kp, *vp;  /* [N, Hdk|Hdk|Hdv] projections before the convs */
+    float *gp;            /* [N, Hdv] output-gate projection */
+    float *ap, *bp;       /* [N, H] decay / beta pre-activations */
+    float *qz, *kz, *vz;  /* [N, C] conv outputs before SiLU */
+    float *qs, *ks;       /* [N, Hdk] after SiLU (before the L2 norm) */
+    float *q, *k, *v;     /* [N, Hdk|Hdk|Hdv] inputs to the recurrence (q, k normalized; q scaled) */
+    float *beta, *gl;     /* [N, H] β and log-decay g */
+    float *o;             /* [N, Hdv] recurrence output */
+    float *rstd_o;        /* [N, H] 1/rms per head of o */
+    float *u, *uq;        /* [N, Hdv] gated normed output (input of W_o) and its fake-quantized copy */
+    float *S;             /* [B, H, n_chunks + 1, d_v, d_k] state at every chunk start, then the running state */
+} gdn_acts;
+
+/* Gradient scratch of one GD backward. */
+typedef struct {
+    float *dqp, *dkp, *dvp; /* [N, Hdk|Hdk|Hdv] projections */
+    float *dgp, *du;        /* [N, Hdv] output gate, W_o input */
+    float *dqs, *dks, *dvs; /* [N, Hdk|Hdk|Hdv] conv outputs */
+    float *dap, *dbp, *dgl; /* [N, H] */
+} gdn_grads;
 
 static inline float sigm(float z) { return 1.0f / (1.0f + expf(-z)); }
 static inline float softplus(float z) { return z > 20.0f ? z : log1pf(expf(z)); }
@@ -40,8 +69,8 @@ static gdn_dims dims_of(const gdn_hparams *hp, int64_t T) {
     return d;
 }
 
-int64_t train_gdn_scratch_floats(const gdn_hparams *hp, int64_t T) {
-    gdn_dims d = dims_of(hp, T);
+static int64_t thread_floats(const braid_trainer *tr, int64_t T) {
+    gdn_dims d = dims_of(&tr->hp.gdn, T);
     return (d.C + 2) * d.dv * d.dk /* recomputed states + dS */ + T * d.dv /* do */ + 2 * d.dv + 2 * d.dk;
 }
 
@@ -49,8 +78,8 @@ int64_t train_gdn_scratch_floats(const gdn_hparams *hp, int64_t T) {
 
 typedef struct {
     braid_trainer *tr;
-    const tblock *bl;
-    tacts *a;
+    const gdn_params *bl;
+    gdn_acts *a;
     gdn_dims d;
     int64_t B, T;
 } head_job;
@@ -60,7 +89,7 @@ static void fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
     const head_job *j = arg;
     const kernel_table *kt = kernels();
     const gdn_dims d = j->d;
-    tacts *a = j->a;
+    gdn_acts *a = j->a;
     const braid_trainer *tr = j->tr;
     const float eps = tr->hp.rms_eps;
     const float qscale = 1.0f / sqrtf((float)d.dk);
@@ -108,16 +137,19 @@ static void fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
     }
 }
 
-void train_gdn_fwd(braid_trainer *tr, const tblock *bl, tacts *a, float *y, int64_t B, int64_t T) {
+static void fwd(braid_trainer *tr, const void *params, void *acts, const float *xn, const float *xq, float *y,
+                int64_t B, int64_t T) {
+    const gdn_params *bl = params;
+    gdn_acts *a = acts;
     const int64_t N = B * T, D = tr->hp.n_embd;
     const gdn_dims d = dims_of(&tr->hp.gdn, T);
     /* (P) ternary projections read the quantized input, a and b the float one */
-    lin_fwd(a->qp, a->xq_a, tp_fw(tr, bl->wq), N, D, d.Hdk);
-    lin_fwd(a->kp, a->xq_a, tp_fw(tr, bl->wk), N, D, d.Hdk);
-    lin_fwd(a->vp, a->xq_a, tp_fw(tr, bl->wv), N, D, d.Hdv);
-    lin_fwd(a->gp, a->xq_a, tp_fw(tr, bl->wg), N, D, d.Hdv);
-    lin_fwd(a->ap, a->xn_a, tp_fw(tr, bl->wa), N, D, d.H);
-    lin_fwd(a->bp, a->xn_a, tp_fw(tr, bl->wb), N, D, d.H);
+    lin_fwd(a->qp, xq, tp_fw(tr, bl->wq), N, D, d.Hdk);
+    lin_fwd(a->kp, xq, tp_fw(tr, bl->wk), N, D, d.Hdk);
+    lin_fwd(a->vp, xq, tp_fw(tr, bl->wv), N, D, d.Hdv);
+    lin_fwd(a->gp, xq, tp_fw(tr, bl->wg), N, D, d.Hdv);
+    lin_fwd(a->ap, xn, tp_fw(tr, bl->wa), N, D, d.H);
+    lin_fwd(a->bp, xn, tp_fw(tr, bl->wb), N, D, d.H);
     /* (C) */
     conv_fwd(a->qz, a->qs, a->qp, tp_w(tr, bl->conv_q), B, T, d.Hdk, d.K);
     conv_fwd(a->kz, a->ks, a->kp, tp_w(tr, bl->conv_k), B, T, d.Hdk, d.K);
@@ -125,10 +157,7 @@ void train_gdn_fwd(braid_trainer *tr, const tblock *bl, tacts *a, float *y, int6
     head_job j = {tr, bl, a, d, B, T};
     pool_parallel_for(B * d.H, 1, fwd_task, &j);
     /* (O) y = W_o u */
-    if (tr->quant)
-        fq_act_rows(a->uq, a->u, N, d.Hdv);
-    else
-        memcpy(a->uq, a->u, sizeof(float) * (size_t)(N * d.Hdv));
+    train_act_quant(tr, a->uq, a->u, N, d.Hdv);
     lin_fwd(y, a->uq, tp_fw(tr, bl->wo), N, d.Hdv, D);
 }
 
@@ -136,9 +165,9 @@ void train_gdn_fwd(braid_trainer *tr, const tblock *bl, tacts *a, float *y, int6
 
 typedef struct {
     braid_trainer *tr;
-    const tblock *bl;
-    const tacts *a;
-    tgrads *gr;
+    const gdn_params *bl;
+    const gdn_acts *a;
+    gdn_grads *gr;
     gdn_dims d;
     int64_t B, T;
 } bwd_job;
@@ -147,8 +176,8 @@ static void bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
     const bwd_job *j = arg;
     const kernel_table *kt = kernels();
     const gdn_dims d = j->d;
-    const tacts *a = j->a;
-    tgrads *gr = j->gr;
+    const gdn_acts *a = j->a;
+    gdn_grads *gr = j->gr;
     const braid_trainer *tr = j->tr;
     const int64_t T = j->T, SZ = d.dv * d.dk;
     const float qscale = 1.0f / sqrtf((float)d.dk);
@@ -227,17 +256,43 @@ static void bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
     }
 }
 
-void train_gdn_bwd(braid_trainer *tr, const tblock *bl, const tacts *a, float *dxn, const float *dy, int64_t B,
-                   int64_t T) {
+/* Carves the gradient scratch from tr->gscratch (counts when base is NULL). */
+static int64_t grads_layout(const braid_trainer *tr, float *base, int64_t B, int64_t T, gdn_grads *g) {
+    const int64_t N = B * T, H = tr->hp.gdn.n_head, Hdk = H * tr->hp.gdn.d_k, Hdv = H * tr->hp.gdn.d_v;
+    int64_t c = 0;
+    g->dqp = train_carve(base, &c, N * Hdk);
+    g->dkp = train_carve(base, &c, N * Hdk);
+    g->dvp = train_carve(base, &c, N * Hdv);
+    g->dgp = train_carve(base, &c, N * Hdv);
+    g->du = train_carve(base, &c, N * Hdv);
+    g->dqs = train_carve(base, &c, N * Hdk);
+    g->dks = train_carve(base, &c, N * Hdk);
+    g->dvs = train_carve(base, &c, N * Hdv);
+    g->dap = train_carve(base, &c, N * H);
+    g->dbp = train_carve(base, &c, N * H);
+    g->dgl = train_carve(base, &c, N * H);
+    return c;
+}
+
+static int64_t grad_floats(const braid_trainer *tr, int64_t B, int64_t T) {
+    gdn_grads g;
+    return grads_layout(tr, NULL, B, T, &g);
+}
+
+static void bwd(braid_trainer *tr, const void *params, const void *acts, const float *xn, const float *xq, float *dxn,
+                const float *dy, int64_t B, int64_t T) {
+    const gdn_params *bl = params;
+    const gdn_acts *a = acts;
     const int64_t N = B * T, D = tr->hp.n_embd;
     const gdn_dims d = dims_of(&tr->hp.gdn, T);
-    tgrads *gr = &tr->gr;
+    gdn_grads grads, *gr = &grads;
+    grads_layout(tr, tr->gscratch, B, T, gr);
     /* (O) y = W_o u (straight through the activation quantizer) */
     lin_bwd(gr->du, 0, tp_g(tr, bl->wo), dy, a->uq, tp_fw(tr, bl->wo), N, d.Hdv, D);
     bwd_job j = {tr, bl, a, gr, d, B, T};
     pool_parallel_for(B * d.H, 1, bwd_task, &j);
     /* parameters shared by heads and sequences, reduced in a fixed order */
-    const float *a_log = tp_w(tr, bl->a_log), *dtb = tp_w(tr, bl->dt_bias), *onw = tp_w(tr, bl->o_norm);
+    const float *a_log = tp_w(tr, bl->a_log), *dtb = tp_w(tr, bl->dt_bias);
     float *da_log = tp_g(tr, bl->a_log), *ddtb = tp_g(tr, bl->dt_bias), *donw = tp_g(tr, bl->o_norm);
     for (int64_t row = 0; row < N; row++)
         for (int64_t h = 0; h < d.H; h++) {
@@ -251,16 +306,71 @@ void train_gdn_bwd(braid_trainer *tr, const tblock *bl, const tacts *a, float *d
             const float r = a->rstd_o[row * d.H + h];
             for (int64_t i = 0; i < d.dv; i++) donw[i] += gr->du[off + i] * tsilu(a->gp[off + i]) * a->o[off + i] * r;
         }
-    (void)onw;
     /* (C) */
     conv_bwd(gr->dqp, tp_g(tr, bl->conv_q), gr->dqs, a->qz, a->qp, tp_w(tr, bl->conv_q), B, T, d.Hdk, d.K);
     conv_bwd(gr->dkp, tp_g(tr, bl->conv_k), gr->dks, a->kz, a->kp, tp_w(tr, bl->conv_k), B, T, d.Hdk, d.K);
     conv_bwd(gr->dvp, tp_g(tr, bl->conv_v), gr->dvs, a->vz, a->vp, tp_w(tr, bl->conv_v), B, T, d.Hdv, d.K);
     /* (P) */
-    lin_bwd(dxn, 0, tp_g(tr, bl->wq), gr->dqp, a->xq_a, tp_fw(tr, bl->wq), N, D, d.Hdk);
-    lin_bwd(dxn, 1, tp_g(tr, bl->wk), gr->dkp, a->xq_a, tp_fw(tr, bl->wk), N, D, d.Hdk);
-    lin_bwd(dxn, 1, tp_g(tr, bl->wv), gr->dvp, a->xq_a, tp_fw(tr, bl->wv), N, D, d.Hdv);
-    lin_bwd(dxn, 1, tp_g(tr, bl->wg), gr->dgp, a->xq_a, tp_fw(tr, bl->wg), N, D, d.Hdv);
-    lin_bwd(dxn, 1, tp_g(tr, bl->wa), gr->dap, a->xn_a, tp_fw(tr, bl->wa), N, D, d.H);
-    lin_bwd(dxn, 1, tp_g(tr, bl->wb), gr->dbp, a->xn_a, tp_fw(tr, bl->wb), N, D, d.H);
+    lin_bwd(dxn, 0, tp_g(tr, bl->wq), gr->dqp, xq, tp_fw(tr, bl->wq), N, D, d.Hdk);
+    lin_bwd(dxn, 1, tp_g(tr, bl->wk), gr->dkp, xq, tp_fw(tr, bl->wk), N, D, d.Hdk);
+    lin_bwd(dxn, 1, tp_g(tr, bl->wv), gr->dvp, xq, tp_fw(tr, bl->wv), N, D, d.Hdv);
+    lin_bwd(dxn, 1, tp_g(tr, bl->wg), gr->dgp, xq, tp_fw(tr, bl->wg), N, D, d.Hdv);
+    lin_bwd(dxn, 1, tp_g(tr, bl->wa), gr->dap, xn, tp_fw(tr, bl->wa), N, D, d.H);
+    lin_bwd(dxn, 1, tp_g(tr, bl->wb), gr->dbp, xn, tp_fw(tr, bl->wb), N, D, d.H);
 }
+
+/* ---- the layer kind ---------------------------------------------------------------------- */
+
+static int32_t bind(braid_trainer *tr, int32_t il, void *params) {
+    gdn_params *p = params;
+    static const char *names[] = {"gdn_q.weight",      "gdn_k.weight",      "gdn_v.weight",     "gdn_g.weight",
+                                  "gdn_o.weight",      "gdn_a.weight",      "gdn_b.weight",     "gdn_a_log",
+                                  "gdn_dt_bias",       "gdn_conv_q.weight", "gdn_conv_k.weight", "gdn_conv_v.weight",
+                                  "gdn_o_norm.weight"};
+    int32_t *slots[] = {&p->wq,    &p->wk,      &p->wv,     &p->wg,     &p->wo,     &p->wa,    &p->wb,
+                        &p->a_log, &p->dt_bias, &p->conv_q, &p->conv_k, &p->conv_v, &p->o_norm};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        int32_t st = train_find_block_param(tr, il, names[i], slots[i]);
+        if (st) return st;
+    }
+    return BRAID_OK;
+}
+
+static void layout(const braid_trainer *tr, float *base, int64_t *c, int64_t B, int64_t T, void *acts) {
+    gdn_acts *a = acts;
+    const int64_t N = B * T, H = tr->hp.gdn.n_head, Hdk = H * tr->hp.gdn.d_k, Hdv = H * tr->hp.gdn.d_v;
+    const int64_t nch = (T + tr->hp.gdn.chunk - 1) / tr->hp.gdn.chunk;
+    a->qp = train_carve(base, c, N * Hdk);
+    a->kp = train_carve(base, c, N * Hdk);
+    a->vp = train_carve(base, c, N * Hdv);
+    a->gp = train_carve(base, c, N * Hdv);
+    a->ap = train_carve(base, c, N * H);
+    a->bp = train_carve(base, c, N * H);
+    a->qz = train_carve(base, c, N * Hdk);
+    a->kz = train_carve(base, c, N * Hdk);
+    a->vz = train_carve(base, c, N * Hdv);
+    a->qs = train_carve(base, c, N * Hdk);
+    a->ks = train_carve(base, c, N * Hdk);
+    a->q = train_carve(base, c, N * Hdk);
+    a->k = train_carve(base, c, N * Hdk);
+    a->v = train_carve(base, c, N * Hdv);
+    a->beta = train_carve(base, c, N * H);
+    a->gl = train_carve(base, c, N * H);
+    a->o = train_carve(base, c, N * Hdv);
+    a->rstd_o = train_carve(base, c, N * H);
+    a->u = train_carve(base, c, N * Hdv);
+    a->uq = train_carve(base, c, N * Hdv);
+    a->S = train_carve(base, c, B * H * (nch + 1) * tr->hp.gdn.d_v * tr->hp.gdn.d_k);
+}
+
+const train_layer_ops train_gdn_ops = {
+    .name = "GD",
+    .params_size = sizeof(gdn_params),
+    .acts_size = sizeof(gdn_acts),
+    .bind = bind,
+    .layout = layout,
+    .grad_floats = grad_floats,
+    .thread_floats = thread_floats,
+    .fwd = fwd,
+    .bwd = bwd,
+};

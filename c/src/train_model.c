@@ -3,8 +3,8 @@
  * (ARCHITECTURES.md §2.0; the inference forward is chimera.c):
  *
  *   x ← E[ids]
- *   per block l:  x ← x + GDN(RMSNorm(x; attn_norm))      train_gdn.c
- *                 x ← x + SwiGLU(RMSNorm(x; ffn_norm))    train_ffn.c
+ *   per block l:  x ← x + Mixer_l(RMSNorm(x; attn_norm))    a train_layer_ops kind (GD: train_gdn.c)
+ *                 x ← x + FFN_l(RMSNorm(x; ffn_norm))       (SwiGLU: train_ffn.c)
  *   h ← RMSNorm(x; output_norm);  logits ← h Eᵀ (tied);  loss = Σ CE over targets ≥ 0
  *
  * The backward walks the same list in reverse; dx is the gradient of the
@@ -18,95 +18,121 @@
 #include "common.h"
 #include "threadpool.h"
 #include "train.h"
-#include "train_ffn.h"
-#include "train_gdn.h"
 #include "train_ops.h"
+
+void train_act_quant(const braid_trainer *tr, float *y, const float *x, int64_t n, int64_t cols) {
+    if (tr->quant)
+        fq_act_rows(y, x, n, cols);
+    else
+        memcpy(y, x, sizeof(float) * (size_t)(n * cols));
+}
+
+/* ---- binding: which kind each block's mixer and FFN is ---------------------------------- */
+
+static const train_layer_ops *mixer_ops(mixer_kind k) {
+    switch (k) {
+    case MIXER_GD: return &train_gdn_ops;
+    default: return NULL; /* XM, TM, SK: no backward yet */
+    }
+}
+
+static const train_layer_ops *ffn_ops(ffn_kind k) {
+    switch (k) {
+    case FFN_DENSE: return &train_ffn_ops;
+    default: return NULL; /* MoE: no backward yet */
+    }
+}
+
+int32_t train_model_bind(braid_trainer *tr, const braid_model *m) {
+    const model_hparams *hp = &m->hp;
+    static const char *mixer_names[] = {"", "GD", "XM", "TM", "SK"};
+    if (hp->loop.enabled) return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: Parcae looping has no backward yet");
+    if (hp->span_gate)
+        return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: the span-engine risk gate has no backward yet");
+    tr->blocks = calloc((size_t)hp->n_layer, sizeof(tblock));
+    if (!tr->blocks) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory");
+    size_t bytes = 0;
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        tblock *b = &tr->blocks[il];
+        b->mixer = mixer_ops(m->layers[il].mixer_type);
+        b->ffn = ffn_ops(m->layers[il].ffn_type);
+        if (!b->mixer)
+            return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: layer %d is %s, which has no backward yet", il,
+                              mixer_names[m->layers[il].mixer_type]);
+        if (!b->ffn) return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: layer %d's MoE FFN has no backward yet", il);
+        bytes += b->mixer->params_size + b->ffn->params_size + b->mixer->acts_size + b->ffn->acts_size;
+    }
+    /* one block of memory behind every kind-specific params/acts struct (freed with the trainer) */
+    char *mem = calloc(1, bytes + 16 * (size_t)hp->n_layer * 4);
+    if (!mem) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory");
+    tr->kind_mem = mem;
+    tr->acts = calloc((size_t)hp->n_layer, sizeof(tacts));
+    if (!tr->acts) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory");
+    for (int32_t il = 0; il < hp->n_layer; il++) {
+        tblock *b = &tr->blocks[il];
+        size_t sizes[4] = {b->mixer->params_size, b->ffn->params_size, b->mixer->acts_size, b->ffn->acts_size};
+        void **slots[4] = {&b->mixer_params, &b->ffn_params, &tr->acts[il].mixer_acts, &tr->acts[il].ffn_acts};
+        for (int k = 0; k < 4; k++) {
+            *slots[k] = mem;
+            mem += (sizes[k] + 15) & ~(size_t)15;
+        }
+        int32_t st = train_find_block_param(tr, il, "attn_norm.weight", &b->attn_norm);
+        if (!st) st = train_find_block_param(tr, il, "ffn_norm.weight", &b->ffn_norm);
+        if (!st) st = b->mixer->bind(tr, il, b->mixer_params);
+        if (!st) st = b->ffn->bind(tr, il, b->ffn_params);
+        if (st) return st;
+    }
+    tr->tok_embd = train_param_find(tr, "token_embd.weight");
+    tr->out_norm = train_param_find(tr, "output_norm.weight");
+    if (tr->tok_embd < 0 || tr->out_norm < 0)
+        return braid_fail(BRAID_ERR_FORMAT, "trainer: token_embd.weight or output_norm.weight is missing");
+    return BRAID_OK;
+}
+
+/* ---- activation memory -------------------------------------------------------------------- */
 
 void train_acts_free(braid_trainer *tr) {
     aligned_free(tr->arena);
     aligned_free(tr->scratch);
-    free(tr->acts);
     tr->arena = NULL;
     tr->scratch = NULL;
-    tr->acts = NULL;
     tr->cap_tokens = tr->cap_B = tr->cap_T = 0;
-}
-
-/* Carves n floats from the arena cursor (or only counts them when base is NULL). */
-static float *carve(float *base, int64_t *cursor, int64_t n) {
-    float *p = base ? base + *cursor : NULL;
-    *cursor += (n + 15) & ~(int64_t)15; /* keep every buffer 64-byte aligned */
-    return p;
 }
 
 /* Lays out every activation and gradient buffer for B·T tokens; returns the float count. */
 static int64_t layout(braid_trainer *tr, float *base, int64_t B, int64_t T) {
     const model_hparams *hp = &tr->hp;
-    const int64_t N = B * T, D = hp->n_embd, I = hp->n_ff, V = hp->n_vocab;
-    const int64_t H = hp->gdn.n_head, Hdk = H * hp->gdn.d_k, Hdv = H * hp->gdn.d_v;
-    const int64_t nch = (T + hp->gdn.chunk - 1) / hp->gdn.chunk;
-    int64_t c = 0;
+    const int64_t N = B * T, D = hp->n_embd, V = hp->n_vocab;
+    int64_t c = 0, gmax = 0;
     for (int32_t l = 0; l < hp->n_layer; l++) {
-        tacts a;
-        a.x_in = carve(base, &c, N * D);
-        a.rstd_a = carve(base, &c, N);
-        a.xn_a = carve(base, &c, N * D);
-        a.xq_a = carve(base, &c, N * D);
-        a.qp = carve(base, &c, N * Hdk);
-        a.kp = carve(base, &c, N * Hdk);
-        a.vp = carve(base, &c, N * Hdv);
-        a.gp = carve(base, &c, N * Hdv);
-        a.ap = carve(base, &c, N * H);
-        a.bp = carve(base, &c, N * H);
-        a.qz = carve(base, &c, N * Hdk);
-        a.kz = carve(base, &c, N * Hdk);
-        a.vz = carve(base, &c, N * Hdv);
-        a.qs = carve(base, &c, N * Hdk);
-        a.ks = carve(base, &c, N * Hdk);
-        a.q = carve(base, &c, N * Hdk);
-        a.k = carve(base, &c, N * Hdk);
-        a.v = carve(base, &c, N * Hdv);
-        a.beta = carve(base, &c, N * H);
-        a.gl = carve(base, &c, N * H);
-        a.o = carve(base, &c, N * Hdv);
-        a.rstd_o = carve(base, &c, N * H);
-        a.u = carve(base, &c, N * Hdv);
-        a.uq = carve(base, &c, N * Hdv);
-        a.S = carve(base, &c, B * H * (nch + 1) * hp->gdn.d_v * hp->gdn.d_k);
-        a.x_mid = carve(base, &c, N * D);
-        a.rstd_f = carve(base, &c, N);
-        a.xn_f = carve(base, &c, N * D);
-        a.xq_f = carve(base, &c, N * D);
-        a.gate = carve(base, &c, N * I);
-        a.up = carve(base, &c, N * I);
-        a.h = carve(base, &c, N * I);
-        a.hq = carve(base, &c, N * I);
-        if (base) tr->acts[l] = a;
+        const tblock *b = &tr->blocks[l];
+        tacts *a = &tr->acts[l];
+        tacts t = *a; /* counting pass writes into a copy */
+        tacts *dst = base ? a : &t;
+        dst->x_in = train_carve(base, &c, N * D);
+        dst->rstd_a = train_carve(base, &c, N);
+        dst->xn_a = train_carve(base, &c, N * D);
+        dst->xq_a = train_carve(base, &c, N * D);
+        dst->x_mid = train_carve(base, &c, N * D);
+        dst->rstd_f = train_carve(base, &c, N);
+        dst->xn_f = train_carve(base, &c, N * D);
+        dst->xq_f = train_carve(base, &c, N * D);
+        b->mixer->layout(tr, base, &c, B, T, a->mixer_acts);
+        b->ffn->layout(tr, base, &c, B, T, a->ffn_acts);
+        gmax = BRAID_MAX(gmax, BRAID_MAX(b->mixer->grad_floats(tr, B, T), b->ffn->grad_floats(tr, B, T)));
     }
     tgrads g;
-    g.dx = carve(base, &c, N * D);
-    g.dxn = carve(base, &c, N * D);
-    g.dy = carve(base, &c, N * D);
-    g.dqp = carve(base, &c, N * Hdk);
-    g.dkp = carve(base, &c, N * Hdk);
-    g.dvp = carve(base, &c, N * Hdv);
-    g.dgp = carve(base, &c, N * Hdv);
-    g.du = carve(base, &c, N * Hdv);
-    g.dqs = carve(base, &c, N * Hdk);
-    g.dks = carve(base, &c, N * Hdk);
-    g.dvs = carve(base, &c, N * Hdv);
-    g.dap = carve(base, &c, N * H);
-    g.dbp = carve(base, &c, N * H);
-    g.dgl = carve(base, &c, N * H);
-    g.dh = carve(base, &c, N * I);
-    g.dgate = carve(base, &c, N * I);
-    g.dup = carve(base, &c, N * I);
-    float *x_final = carve(base, &c, N * D);
-    float *rstd_final = carve(base, &c, N);
-    float *hfin = carve(base, &c, N * D);
-    float *logits = carve(base, &c, N * V);
+    g.dx = train_carve(base, &c, N * D);
+    g.dxn = train_carve(base, &c, N * D);
+    g.dy = train_carve(base, &c, N * D);
+    float *gscratch = train_carve(base, &c, gmax);
+    float *x_final = train_carve(base, &c, N * D);
+    float *rstd_final = train_carve(base, &c, N);
+    float *hfin = train_carve(base, &c, N * D);
+    float *logits = train_carve(base, &c, N * V);
     if (base) {
         tr->gr = g;
+        tr->gscratch = gscratch;
         tr->x_final = x_final;
         tr->rstd_final = rstd_final;
         tr->hfin = hfin;
@@ -120,12 +146,15 @@ static int32_t ensure_capacity(braid_trainer *tr, int64_t B, int64_t T) {
     if (B <= tr->cap_B && T == tr->cap_T) return BRAID_OK;
     int64_t nB = BRAID_MAX(B, T == tr->cap_T ? tr->cap_B : 0);
     train_acts_free(tr);
-    int64_t floats = layout(tr, NULL, nB, T);
-    tr->acts = calloc((size_t)tr->hp.n_layer, sizeof(tacts));
+    int64_t floats = layout(tr, NULL, nB, T), per_thread = 0;
+    for (int32_t l = 0; l < tr->hp.n_layer; l++) {
+        per_thread = BRAID_MAX(per_thread, tr->blocks[l].mixer->thread_floats(tr, T));
+        per_thread = BRAID_MAX(per_thread, tr->blocks[l].ffn->thread_floats(tr, T));
+    }
     tr->arena = aligned_alloc64(sizeof(float) * (size_t)floats);
-    tr->scratch_per_thread = train_gdn_scratch_floats(&tr->hp.gdn, T);
-    tr->scratch = aligned_alloc64(sizeof(float) * (size_t)(tr->scratch_per_thread * pool_threads()));
-    if (!tr->acts || !tr->arena || !tr->scratch) {
+    tr->scratch_per_thread = (per_thread + 15) & ~(int64_t)15;
+    tr->scratch = aligned_alloc64(sizeof(float) * (size_t)BRAID_MAX(1, tr->scratch_per_thread * pool_threads()));
+    if (!tr->arena || !tr->scratch) {
         train_acts_free(tr);
         return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory for activations of %lld x %lld tokens",
                           (long long)nB, (long long)T);
@@ -137,16 +166,11 @@ static int32_t ensure_capacity(braid_trainer *tr, int64_t B, int64_t T) {
     return BRAID_OK;
 }
 
-static void act_quant(const braid_trainer *tr, float *y, const float *x, int64_t n, int64_t cols) {
-    if (tr->quant)
-        fq_act_rows(y, x, n, cols);
-    else
-        memcpy(y, x, sizeof(float) * (size_t)(n * cols));
-}
-
 static void add(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
+
+/* ---- forward and backward ------------------------------------------------------------------- */
 
 int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,
                          int backward, double *loss_sum, int64_t *n_targets) {
@@ -172,13 +196,13 @@ int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t
         const tblock *bl = &tr->blocks[l];
         tacts *a = &tr->acts[l];
         rmsnorm_fwd(a->xn_a, a->rstd_a, a->x_in, tp_w(tr, bl->attn_norm), N, D, eps);
-        act_quant(tr, a->xq_a, a->xn_a, N, D);
-        train_gdn_fwd(tr, bl, a, a->x_mid, B, T);
+        train_act_quant(tr, a->xq_a, a->xn_a, N, D);
+        bl->mixer->fwd(tr, bl->mixer_params, a->mixer_acts, a->xn_a, a->xq_a, a->x_mid, B, T);
         add(a->x_mid, a->x_in, N * D);
         rmsnorm_fwd(a->xn_f, a->rstd_f, a->x_mid, tp_w(tr, bl->ffn_norm), N, D, eps);
-        act_quant(tr, a->xq_f, a->xn_f, N, D);
+        train_act_quant(tr, a->xq_f, a->xn_f, N, D);
         float *out = l + 1 < hp->n_layer ? tr->acts[l + 1].x_in : tr->x_final;
-        train_ffn_fwd(tr, bl, a, out, N);
+        bl->ffn->fwd(tr, bl->ffn_params, a->ffn_acts, a->xn_f, a->xq_f, out, B, T);
         add(out, a->x_mid, N * D);
     }
     rmsnorm_fwd(tr->hfin, tr->rstd_final, tr->x_final, tp_w(tr, tr->out_norm), N, D, eps);
@@ -197,11 +221,12 @@ int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t
         const tblock *bl = &tr->blocks[l];
         const tacts *a = &tr->acts[l];
         /* x_out = x_mid + FFN(RMSNorm(x_mid)): dx flows to x_mid unchanged, plus the branch */
-        train_ffn_bwd(tr, bl, a, gr->dxn, gr->dx, N);
-        rmsnorm_bwd(gr->dx, tp_g(tr, bl->ffn_norm), gr->dxn, a->x_mid, a->rstd_f, tp_w(tr, bl->ffn_norm), N, D);
-        /* x_mid = x_in + GDN(RMSNorm(x_in)) */
         memcpy(gr->dy, gr->dx, sizeof(float) * (size_t)(N * D));
-        train_gdn_bwd(tr, bl, a, gr->dxn, gr->dy, B, T);
+        bl->ffn->bwd(tr, bl->ffn_params, a->ffn_acts, a->xn_f, a->xq_f, gr->dxn, gr->dy, B, T);
+        rmsnorm_bwd(gr->dx, tp_g(tr, bl->ffn_norm), gr->dxn, a->x_mid, a->rstd_f, tp_w(tr, bl->ffn_norm), N, D);
+        /* x_mid = x_in + Mixer(RMSNorm(x_in)) */
+        memcpy(gr->dy, gr->dx, sizeof(float) * (size_t)(N * D));
+        bl->mixer->bwd(tr, bl->mixer_params, a->mixer_acts, a->xn_a, a->xq_a, gr->dxn, gr->dy, B, T);
         rmsnorm_bwd(gr->dx, tp_g(tr, bl->attn_norm), gr->dxn, a->x_in, a->rstd_a, tp_w(tr, bl->attn_norm), N, D);
     }
     for (int64_t t = 0; t < N; t++) add(dE + (int64_t)tokens[t] * D, gr->dx + t * D, D);

@@ -9,6 +9,7 @@
  * ternary weights (latent = the ternary values; they requantize to themselves).
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,6 +24,14 @@ int32_t train_param_find(const braid_trainer *tr, const char *name) {
     for (int32_t i = 0; i < tr->n_params; i++)
         if (strcmp(tr->params[i].name, name) == 0) return i;
     return -1;
+}
+
+int32_t train_find_block_param(const braid_trainer *tr, int32_t il, const char *suffix, int32_t *out) {
+    char name[96];
+    snprintf(name, sizeof name, "blk.%d.%s", il, suffix);
+    *out = train_param_find(tr, name);
+    if (*out < 0) return braid_fail(BRAID_ERR_FORMAT, "trainer: tensor %s is missing", name);
+    return BRAID_OK;
 }
 
 static void dequant_bt2(float *out, const uint8_t *w, int64_t rows, int64_t cols) {
