@@ -9,8 +9,8 @@
  * repetition is enough calls to last ~30 ms. GFLOP/s counts 2*M*N*K.
  * The cores may be shared, so each GEMM repetition is paired with a roofline
  * repetition (AVX-512 FMA loop, ~10 ms) run just before it: %peak divides the
- * two medians, taken under the same load. The peak column prints that
- * roofline; a steady machine shows the same figure on every line.
+ * two medians, taken under the same load, and the peak column prints that
+ * roofline (a steady machine shows the same figure on every line).
  */
 #include <immintrin.h>
 #include <stdio.h>
@@ -162,9 +162,9 @@ int main(int argc, char **argv) {
             return 2;
         } else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--isa"))
-            only = !strcmp(argv[i + 1], "ref") ? BRAID_ISA_REF : !strcmp(argv[i + 1], "avx2") ? BRAID_ISA_AVX2
-                                                                                              : BRAID_ISA_AVX512;
+        else if (!strcmp(argv[i], "--isa") && !strcmp(argv[i + 1], "ref")) only = BRAID_ISA_REF;
+        else if (!strcmp(argv[i], "--isa") && !strcmp(argv[i + 1], "avx2")) only = BRAID_ISA_AVX2;
+        else if (!strcmp(argv[i], "--isa") && !strcmp(argv[i + 1], "avx512")) only = BRAID_ISA_AVX512;
         else {
             fprintf(stderr, "usage: bench_sgemm [--threads N] [--reps R] [--isa ref|avx2|avx512]\n");
             return 2;

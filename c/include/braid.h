@@ -172,6 +172,12 @@ BRAID_API int32_t braid_trainer_grad_read(const braid_trainer *tr, int32_t i, fl
 /* AdamW settings (defaults 0.9, 0.95, 1e-8, 0.1, clip 1.0; clip 0 = off). */
 BRAID_API int32_t braid_trainer_set_adamw(braid_trainer *tr, float beta1, float beta2, float eps, float weight_decay,
                                           float clip);
+/* Parcae loop count of the following passes (1..braid_model_loop_max; a looping model starts at
+ * chimera.loop.default). BRAID_ERR_INVALID_ARG outside the range or for a model that does not loop
+ * (which accepts only 1). The gradient flows through the last ceil(n/2) iterations when the model's
+ * chimera.loop.backward_truncation is "half", through all of them when "full". */
+BRAID_API int32_t braid_trainer_set_loops(braid_trainer *tr, int32_t n_loops);
+BRAID_API int32_t braid_trainer_loops(const braid_trainer *tr);
 /* 1 (default): quantization-aware forward; 0: plain FP32 forward (for gradient checks). */
 BRAID_API int32_t braid_trainer_set_quant(braid_trainer *tr, int32_t on);
 /* Forward + backward over batch sequences of seq_len tokens (row-major), each from a zero

@@ -4,10 +4,10 @@
  * CPU and OS.
  *
  * Tile 14 x 32: 28 zmm accumulators (14 rows x 2 vectors of 16 columns), the
- * two B vectors of the step, and the A element broadcast straight from
- * memory into the FMA — 31 of the 32 registers. Per k step: 2 loads of B, 14
- * broadcasts of A, 28 FMAs, so the two FMA pipes of Zen 4/5 or Skylake-X stay
- * busy while the loads use under half of the load ports. The 14 broadcasts
+ * two B vectors of the step and one broadcast of A — 31 of the 32 registers.
+ * Per k step: 2 loads of B, 14 broadcasts of A, 28 FMAs, so the two FMA pipes
+ * of Zen 4/5 or Skylake-X stay busy while the loads use under half of the
+ * load ports (measured alone, the kernel runs at the FMA roofline). The 14 broadcasts
  * come from the A panel (14 x kc, 14 KB at kc = 256) that sits in L1; B
  * panels (kc x 32, 32 KB) stream from the B block in L2.
  */
@@ -62,7 +62,9 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
 
 /* ---- packing ----------------------------------------------------------------------- */
 
-/* Ap[ceil(m/14)][ldp], each panel [kc][14], m <= MC. */
+/* Ap[ceil(m/14)][ldp], each panel [kc][14], m <= MC. Stores are 16 wide at a 14-float
+ * pitch: lanes 14 and 15 (zero) spill into the next step, which is written later, or
+ * the panel's slack. */
 static void pack_a_avx512(float *Ap, int64_t ldp, const float *A, int64_t lda, int trans_a, int64_t m, int64_t kc) {
     int64_t np = (m + MR - 1) / MR;
     if (trans_a) { /* A [K, M]: row k holds the m values of step k contiguously (whole cache lines) */
@@ -73,9 +75,7 @@ static void pack_a_avx512(float *Ap, int64_t ldp, const float *A, int64_t lda, i
                 _mm512_storeu_ps(Ap + p * ldp + k * MR, _mm512_maskz_loadu_ps(rows[p], A + k * lda + p * MR));
         return;
     }
-    /* A [M, K]: rows are contiguous in k; per panel, transpose 16 k steps of its rows at a
-     * time. Stores are 16 wide at a 14-float pitch: lanes 14 and 15 (zero) spill into the
-     * next step, which is written later, or the panel's slack. */
+    /* A [M, K]: rows are contiguous in k; per panel, transpose 16 k steps of its rows at a time */
     for (int64_t p = 0; p < np; p++) {
         const float *a = A + p * MR * lda;
         float *panel = Ap + p * ldp; /* [kc][14] */

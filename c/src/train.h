@@ -28,9 +28,12 @@ typedef enum {
 typedef struct {
     char name[96];
     int64_t rows, cols;   /* a vector is [1, n] */
+    int64_t stack;        /* matrices in a stacked tensor [stack, rows/stack, cols] (MoE experts), else 1;
+                           * BT2 stores each one as its own qs-then-scales block */
     uint32_t gguf_type;   /* type in the source file: export writes the same type */
     tparam_kind kind;
     int32_t decay;        /* 1: AdamW weight decay applies (matrices except the embedding) */
+    int32_t frozen;       /* 1: AdamW skips it (set by a kind's bind: the MoE selection bias moves by its own rule) */
     int64_t offset;       /* first float in the arenas */
     float *wq;            /* TP_TERNARY: [rows, cols] Ŵ = scale ⊙ ternary(W), refreshed after every update */
 } tparam;
@@ -60,10 +63,16 @@ typedef struct train_layer_ops {
      * given dy = ∂L/∂y; accumulates the parameter gradients. */
     void (*bwd)(braid_trainer *tr, const void *params, const void *acts, const float *xn, const float *xq, float *dxn,
                 const float *dy, int64_t B, int64_t T);
+    /* Optional (NULL for most kinds): runs after every AdamW step, before re-quantization, for
+     * state that moves by a rule rather than a gradient (the MoE load-balancing bias). */
+    void (*after_update)(braid_trainer *tr, void *params, void *acts);
 } train_layer_ops;
 
-extern const train_layer_ops train_gdn_ops; /* train_gdn.c */
+extern const train_layer_ops train_gdn_ops;   /* train_gdn.c */
+extern const train_layer_ops train_mlstm_ops; /* train_mlstm.c */
+extern const train_layer_ops train_tsp_ops;   /* train_tsp.c */
 extern const train_layer_ops train_ffn_ops; /* train_ffn.c */
+extern const train_layer_ops train_moe_ops; /* train_moe.c */
 
 /* One pre-norm residual block: x ← x + mixer(norm(x)); x ← x + ffn(norm(x)). */
 typedef struct {
@@ -90,6 +99,26 @@ static inline float *train_carve(float *base, int64_t *cursor, int64_t n) {
     return p;
 }
 
+/* Parcae looping (train_parcae.c): parameter indices and buffers for N tokens. */
+typedef struct {
+    int32_t norm, a_log, dt_bias, b, c; /* param indices */
+    float *xp;          /* [N, D] the prelude's output */
+    float *e, *rstd;    /* [N, D] RMSNorm(xp), [N] */
+    float *be, *inj;    /* [N, D] B e and Δ ⊙ B e */
+    float *abar, *delta;/* [D] Ā and Δ of this pass */
+    float *h;           /* [loop.max, N, D] output of each iteration */
+    float *dh, *dinj;   /* [N, D] backward: ∂L/∂h_k, Σ ∂L/∂inj */
+    float *dabar;       /* [D] Σ ∂L/∂Ā */
+} tparcae;
+
+/* Span-engine risk gate (train_span.c). */
+typedef struct {
+    int32_t risk, gate;   /* output_risk.weight [D], output_gate.weight [D, D+1] */
+    float *in;            /* [N, D+1] [h ; σ(w_risk·h)] */
+    float *g;             /* [N, D] σ(W_rg in) */
+    float *din;           /* [N, D+1] backward scratch */
+} tspan;
+
 /* Gradient buffers every block's backward uses. */
 typedef struct {
     float *dx;   /* [N, D] gradient of the residual stream */
@@ -111,10 +140,14 @@ struct braid_trainer {
     /* model views */
     int32_t tok_embd, out_norm;
     tblock *blocks;        /* [n_layer] */
+    int32_t n_loops;       /* Parcae loop count of the next passes (1..loop.max) */
+    int32_t n_inst;        /* block instances with activations: prelude + loop layers × loop.max + coda */
+    tparcae parcae;        /* hp.loop.enabled */
+    tspan span;            /* hp.span_gate */
     void *kind_mem;        /* storage behind every block's params / acts structs */
     /* activations, sized for the largest N seen (grown between calls, never inside a pass) */
     int64_t cap_tokens, cap_B, cap_T;
-    tacts *acts;           /* [n_layer] (kind-specific parts in kind_mem) */
+    tacts *acts;           /* [n_inst] (kind-specific parts in kind_mem) */
     float *arena;          /* one allocation behind every activation pointer */
     float *x_final;        /* [N, D] last block output */
     float *rstd_final;     /* [N] */
@@ -154,6 +187,26 @@ void train_act_quant(const braid_trainer *tr, float *y, const float *x, int64_t 
 int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t *targets, int64_t B, int64_t T,
                          int backward, double *loss_sum, int64_t *n_targets);
 void train_acts_free(braid_trainer *tr);
+
+/* Layer of block instance i (instances = the blocks in run order, loop layers once per iteration). */
+int32_t train_inst_layer(const braid_trainer *tr, int32_t i);
+/* Instance of layer il in loop iteration k (k = 0 outside the loop). */
+int32_t train_layer_inst(const braid_trainer *tr, int32_t il, int32_t k);
+
+/* ---- Parcae (train_parcae.c) and the span gate (train_span.c) --------------------------- */
+int32_t train_parcae_bind(braid_trainer *tr);
+void train_parcae_layout(braid_trainer *tr, float *base, int64_t *cursor, int64_t N);
+void train_parcae_inject(braid_trainer *tr, int64_t N);
+void train_parcae_loop_input(const braid_trainer *tr, int32_t k, float *x, int64_t N);
+void train_parcae_out(const braid_trainer *tr, int32_t n, float *x_coda, int64_t N);
+int32_t train_parcae_first_grad_iter(const braid_trainer *tr, int32_t n);
+void train_parcae_out_bwd(braid_trainer *tr, int32_t n, const float *dx_coda, int64_t N);
+void train_parcae_iter_bwd(braid_trainer *tr, int32_t k, int32_t k_first, const float *dx_in, int64_t N);
+void train_parcae_inject_bwd(braid_trainer *tr, float *dxp, float *scratch, int64_t N);
+int32_t train_span_bind(braid_trainer *tr);
+void train_span_layout(braid_trainer *tr, float *base, int64_t *cursor, int64_t N);
+void train_span_fwd(braid_trainer *tr, float *h, int64_t N);
+void train_span_bwd(braid_trainer *tr, float *dh, int64_t N);
 
 /* ---- optimizer (train_adamw.c) ---------------------------------------------------- */
 /* Scales gradients by grad_scale, clips the global norm to tr->clip (0 = off), takes one

@@ -44,6 +44,10 @@ static void update_task(void *arg, int64_t p0, int64_t p1, int32_t thread) {
     for (int64_t p = p0; p < p1; p++) {
         const tparam *tp = &tr->params[p];
         const int64_t i0 = tp->offset, i1 = i0 + tp->rows * tp->cols;
+        if (tp->frozen) { /* moved by its layer's after_update rule; nothing accumulates a gradient here */
+            memset(tr->g + i0, 0, sizeof(float) * (size_t)(i1 - i0));
+            continue;
+        }
         const float wd = tp->decay ? tr->weight_decay : 0.0f;
         for (int64_t i = i0; i < i1; i++) {
             float g = tr->g[i] * j->scale;
@@ -73,6 +77,13 @@ int32_t train_adamw_update(braid_trainer *tr, float lr, float grad_scale, float 
     j.bc1 = 1.0f - powf(tr->beta1, (float)tr->step);
     j.bc2 = 1.0f - powf(tr->beta2, (float)tr->step);
     pool_parallel_for(tr->n_params, 1, update_task, &j);
+    /* rules that follow the step (the MoE bias's load balancing), before Ŵ is refreshed */
+    for (int32_t l = 0; l < tr->hp.n_layer; l++) {
+        const tblock *b = &tr->blocks[l];
+        const tacts *a = &tr->acts[train_layer_inst(tr, l, 0)];
+        if (b->mixer->after_update) b->mixer->after_update(tr, b->mixer_params, a->mixer_acts);
+        if (b->ffn->after_update) b->ffn->after_update(tr, b->ffn_params, a->ffn_acts);
+    }
     train_requantize(tr);
     return BRAID_OK;
 }

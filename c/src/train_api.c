@@ -129,6 +129,17 @@ int32_t braid_trainer_set_adamw(braid_trainer *tr, float beta1, float beta2, flo
     return tr_status(tr, BRAID_OK);
 }
 
+int32_t braid_trainer_set_loops(braid_trainer *tr, int32_t n_loops) {
+    if (!tr) return braid_fail(BRAID_ERR_INVALID_ARG, "NULL trainer");
+    const int32_t max = tr->hp.loop.enabled ? tr->hp.loop.max : 1;
+    if (n_loops < 1 || n_loops > max)
+        return tr_status(tr, braid_fail(BRAID_ERR_INVALID_ARG, "loop count %d is outside 1..%d", n_loops, max));
+    tr->n_loops = n_loops;
+    return tr_status(tr, BRAID_OK);
+}
+
+int32_t braid_trainer_loops(const braid_trainer *tr) { return tr ? tr->n_loops : 0; }
+
 int32_t braid_trainer_set_quant(braid_trainer *tr, int32_t on) {
     if (!tr) return braid_fail(BRAID_ERR_INVALID_ARG, "NULL trainer");
     tr->quant = on ? 1 : 0;

@@ -57,6 +57,7 @@ static void mezo_task(void *arg, int64_t p0, int64_t p1, int32_t thread) {
     for (int64_t p = p0; p < p1; p++) {
         const tparam *tp = &tr->params[p];
         if (tp->kind == TP_TERNARY && tr->quant) continue;
+        if (tp->frozen) continue; /* moved by its layer's own rule (the MoE selection bias) */
         const int64_t i0 = tp->offset, i1 = i0 + tp->rows * tp->cols;
         const float wd = tp->decay ? tr->weight_decay : 0.0f;
         for (int64_t i = i0; i < i1; i++) {

@@ -61,6 +61,7 @@ int32_t train_params_load(braid_trainer *tr, const braid_model *m) {
         p->cols = t->ne[0];
         p->rows = 1;
         for (uint32_t d = 1; d < t->n_dims; d++) p->rows *= t->ne[d];
+        p->stack = p->rows / t->ne[1];
         p->gguf_type = t->type;
         if (t->type == BRAID_GGUF_TYPE_BT2)
             p->kind = TP_TERNARY;
@@ -69,8 +70,9 @@ int32_t train_params_load(braid_trainer *tr, const braid_model *m) {
         else
             return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: tensor %s has type %s, which the trainer cannot train",
                               p->name, gguf_type_name(t->type));
-        /* no decay on vectors (norms, gates, biases, A_log, dt_bias) and the embedding (ARCHITECTURES.md §2.5 init) */
-        p->decay = t->n_dims >= 2 && strcmp(p->name, "token_embd.weight") != 0;
+        /* no decay on vectors (norms, gates, biases, A_log, dt_bias), the embedding and Parcae's B, C
+         * (ARCHITECTURES.md §2.5 init, §4.1 train) */
+        p->decay = t->n_dims >= 2 && strcmp(p->name, "token_embd.weight") != 0 && strncmp(p->name, "parcae.", 7) != 0;
         p->offset = off;
         off += p->rows * p->cols;
     }
@@ -91,7 +93,9 @@ int32_t train_params_load(braid_trainer *tr, const braid_model *m) {
         float *w = tp_w(tr, i);
         const int64_t n = p->rows * p->cols;
         if (p->kind == TP_TERNARY) {
-            dequant_bt2(w, t->data, p->rows, p->cols);
+            const int64_t mr = p->rows / p->stack; /* one stacked matrix: its own qs, then its scales */
+            for (int64_t k = 0; k < p->stack; k++)
+                dequant_bt2(w + k * mr * p->cols, t->data + k * bt2_bytes(mr, p->cols), mr, p->cols);
             p->wq = aligned_alloc64(sizeof(float) * (size_t)n);
             if (!p->wq) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory for %s", p->name);
         } else if (t->type == GGML_TYPE_F16) {
@@ -129,7 +133,9 @@ void train_export(const braid_trainer *tr, int32_t i, uint8_t *out) {
     const float *w = tp_w(tr, i);
     const int64_t n = p->rows * p->cols;
     if (p->gguf_type == BRAID_GGUF_TYPE_BT2) {
-        bt2_pack_from_float(out, w, p->rows, p->cols);
+        const int64_t mr = p->rows / p->stack; /* stacked: each matrix packed on its own, as the loader reads it */
+        for (int64_t k = 0; k < p->stack; k++)
+            bt2_pack_from_float(out + k * bt2_bytes(mr, p->cols), w + k * mr * p->cols, mr, p->cols);
     } else if (p->gguf_type == GGML_TYPE_F16) {
         uint16_t *h = (uint16_t *)out;
         for (int64_t j = 0; j < n; j++) h[j] = float_to_half(w[j]);

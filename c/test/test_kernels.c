@@ -539,6 +539,70 @@ static void test_delta_step(const kernel_table *K) {
     report(K->name, "delta_step S", e_s, TOL_RED, 1);
 }
 
+/* delta_step_bwd against _ref: several backward steps walking one dS (d_k % 16 != 0 exercises the fallback),
+ * and _ref itself against a central finite difference of the step's scalar output ⟨G, S_t⟩ + g·o. */
+static void test_delta_step_bwd(const kernel_table *K) {
+    static const int64_t DK[] = {16, 32, 64, 24}, DV[] = {1, 17, 64};
+    double e_s = 0, e_v = 0, e_s2 = 0;
+    for (int a = 0; a < COUNT(DK); a++)
+        for (int b = 0; b < COUNT(DV); b++) {
+            int64_t dk = DK[a], dv = DV[b];
+            float *P = xalloc(dv * dk * 4), *St = xalloc(dv * dk * 4), *dS = xalloc(dv * dk * 4), *dSr = xalloc(dv * dk * 4);
+            float *q = xalloc(dk * 4), *k = xalloc(dk * 4), *v = xalloc(dv * 4), *dout = xalloc(dv * 4), *o = xalloc(dv * 4);
+            float *dq = xalloc(dk * 4), *dk_ = xalloc(dk * 4), *dvv = xalloc(dv * 4);
+            float *dqr = xalloc(dk * 4), *dkr = xalloc(dk * 4), *dvr = xalloc(dv * 4);
+            fill_normal(dS, dv * dk, 0.3f);
+            memcpy(dSr, dS, dv * dk * 4);
+            for (int step = 0; step < 4; step++) {
+                fill_normal(P, dv * dk, 0.5f);
+                fill_normal(q, dk, 1.0f);
+                fill_normal(k, dk, 1.0f);
+                fill_normal(v, dv, 1.0f);
+                fill_normal(dout, dv, 1.0f);
+                kernels_ref.l2norm(q, q, dk, 1.0f / sqrtf((float)dk));
+                kernels_ref.l2norm(k, k, dk, 1.0f);
+                float beta = rng_uniform(0.0f, 1.0f), alpha = rng_uniform(0.5f, 1.0f), da, db, dar, dbr;
+                memcpy(St, P, dv * dk * 4);
+                kernels_ref.delta_step(o, St, q, k, v, beta, alpha, dk, dv);
+                K->delta_step_bwd(dS, dq, dk_, dvv, &da, &db, P, St, q, k, v, dout, alpha, beta, dk, dv);
+                kernels_ref.delta_step_bwd(dSr, dqr, dkr, dvr, &dar, &dbr, P, St, q, k, v, dout, alpha, beta, dk, dv);
+                e_s = fmax(e_s, max_rel_err(dS, dSr, dv * dk));
+                e_v = fmax(e_v, fmax(max_rel_err(dq, dqr, dk), fmax(max_rel_err(dk_, dkr, dk), max_rel_err(dvv, dvr, dv))));
+                float sa[1] = {da}, sar[1] = {dar}, sb[1] = {db}, sbr[1] = {dbr};
+                e_v = fmax(e_v, fmax(max_rel_err(sa, sar, 1), max_rel_err(sb, sbr, 1)));
+            }
+            /* finite difference of f(β) = ⟨G, S_t(β)⟩ + dout·(S_t(β) q) with G = the incoming dS (ref only, in double) */
+            if (K == &kernels_ref) {
+                float *G = xalloc(dv * dk * 4), *Sp = xalloc(dv * dk * 4);
+                fill_normal(G, dv * dk, 0.3f);
+                fill_normal(P, dv * dk, 0.5f);
+                float beta = 0.6f, alpha = 0.8f, h = 1e-2f, da, db;
+                double f[2];
+                for (int sgn = 0; sgn < 2; sgn++) {
+                    memcpy(Sp, P, dv * dk * 4);
+                    kernels_ref.delta_step(o, Sp, q, k, v, beta + (sgn ? h : -h), alpha, dk, dv);
+                    double acc = 0;
+                    for (int64_t i = 0; i < dv * dk; i++) acc += (double)G[i] * Sp[i];
+                    for (int64_t i = 0; i < dv; i++) acc += (double)dout[i] * o[i];
+                    f[sgn] = acc;
+                }
+                memcpy(St, P, dv * dk * 4);
+                kernels_ref.delta_step(o, St, q, k, v, beta, alpha, dk, dv);
+                memcpy(dSr, G, dv * dk * 4);
+                kernels_ref.delta_step_bwd(dSr, dqr, dkr, dvr, &da, &db, P, St, q, k, v, dout, alpha, beta, dk, dv);
+                double fd = (f[1] - f[0]) / (2.0 * h);
+                e_s2 = fmax(e_s2, fabs(fd - db) / fmax(1.0, fabs(fd)));
+                aligned_free(G), aligned_free(Sp);
+            }
+            aligned_free(P), aligned_free(St), aligned_free(dS), aligned_free(dSr), aligned_free(q), aligned_free(k);
+            aligned_free(v), aligned_free(dout), aligned_free(o), aligned_free(dq), aligned_free(dk_), aligned_free(dvv);
+            aligned_free(dqr), aligned_free(dkr), aligned_free(dvr);
+        }
+    report(K->name, "delta_step_bwd dS", e_s, TOL_RED, 1);
+    report(K->name, "delta_step_bwd dq dk dv dα dβ", e_v, TOL_RED, 1);
+    if (K == &kernels_ref) report(K->name, "delta_step_bwd dβ vs finite difference", e_s2, 1e-2, 1);
+}
+
 /* conv1d_causal_ref: decoding token by token equals one call over the whole sequence. */
 static void test_conv_streaming(void) {
     int64_t n = 9, ch = 5, k = 4;
@@ -640,6 +704,7 @@ int main(void) {
         test_batch_invariance(K);
         test_elementwise(K);
         test_delta_step(K);
+        test_delta_step_bwd(K);
         strcat(tested, " ");
         strcat(tested, K->name);
     }

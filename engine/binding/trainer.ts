@@ -30,6 +30,8 @@ export interface TrainerNative {
   gradRead(tr: TrainerHandle, i: number, out: Float32Array): void;
   setAdamW(tr: TrainerHandle, beta1: number, beta2: number, eps: number, weightDecay: number, clip: number): void;
   setQuant(tr: TrainerHandle, on: boolean): void;
+  setLoops(tr: TrainerHandle, n: number): void;
+  loops(tr: TrainerHandle): number;
   forwardBackward(tr: TrainerHandle, tokens: Int32Array, targets: Int32Array, batch: number, seqLen: number): Promise<{ lossSum: number; count: number }>;
   evaluate(tr: TrainerHandle, tokens: Int32Array, targets: Int32Array, batch: number, seqLen: number): Promise<{ lossSum: number; count: number }>;
   update(tr: TrainerHandle, lr: number, gradScale: number): Promise<number>;
@@ -61,6 +63,8 @@ function bind(): TrainerNative {
       'int32_t braid_trainer_set_adamw(braid_trainer *tr, float beta1, float beta2, float eps, float weight_decay, float clip)',
     ),
     set_quant: lib.func('int32_t braid_trainer_set_quant(braid_trainer *tr, int32_t on)'),
+    set_loops: lib.func('int32_t braid_trainer_set_loops(braid_trainer *tr, int32_t n_loops)'),
+    loops: lib.func('int32_t braid_trainer_loops(const braid_trainer *tr)'),
     forward_backward: lib.func(
       'int32_t braid_trainer_forward_backward(braid_trainer *tr, const int32_t *tokens, const int32_t *targets, int32_t batch, int32_t seq_len, double *loss_sum, int64_t *n_targets)',
     ),
@@ -133,6 +137,8 @@ function bind(): TrainerNative {
     gradRead: (tr, i, out) => check(f.grad_read(tr, i, out), 'braid_trainer_grad_read'),
     setAdamW: (tr, b1, b2, eps, wd, clip) => check(f.set_adamw(tr, b1, b2, eps, wd, clip), 'braid_trainer_set_adamw'),
     setQuant: (tr, on) => check(f.set_quant(tr, on ? 1 : 0), 'braid_trainer_set_quant'),
+    setLoops: (tr, n) => check(f.set_loops(tr, n), 'braid_trainer_set_loops'),
+    loops: (tr) => f.loops(tr),
     forwardBackward: (tr, tokens, targets, batch, seqLen) =>
       run(f.forward_backward, 'braid_trainer_forward_backward', tr, tokens, targets, batch, seqLen),
     evaluate: (tr, tokens, targets, batch, seqLen) => run(f.evaluate, 'braid_trainer_evaluate', tr, tokens, targets, batch, seqLen),

@@ -62,6 +62,15 @@ export class NativeTrainer {
     trainerNative().setAdamW(this.#live(), o.beta1, o.beta2, o.eps, o.weightDecay, o.clip);
   }
 
+  /** Parcae loop count of the following passes (1..loop max; looping models start at their default). */
+  get loops(): number {
+    return trainerNative().loops(this.#live());
+  }
+
+  set loops(n: number) {
+    trainerNative().setLoops(this.#live(), n);
+  }
+
   /** true (default): quantization-aware forward; false: plain FP32 (gradient checks). */
   setQuant(on: boolean): void {
     trainerNative().setQuant(this.#live(), on);

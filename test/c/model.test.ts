@@ -43,6 +43,11 @@ describe('libbraid model (C)', () => {
     expect(out).toMatch(/random header flips: \d+ parsed, \d+ rejected/);
   });
 
+  it('test_sgemm: the trainer GEMM against its reference on every ISA, all transposes, thread-count invariant', () => {
+    const out = runC('test_sgemm');
+    expect(out).toMatch(/threads bit-identical/);
+  });
+
   it('test_gdn: chunkwise form equals the recurrence', () => {
     const out = runC('test_gdn');
     expect(out).toMatch(/^T=37 C=8 /m);

@@ -18,12 +18,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initLibrary } from '../../engine/binding/library.ts';
 import { chimeraTinyConfig, type ChimeraConfig } from '../../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
-import { NativeModel } from '../../engine/model/native-model.ts';
 import { NativeTrainer } from '../../engine/training/native-trainer.ts';
 import { exportModel } from '../../engine/training/export-model.ts';
+import { batch, directionalGradCheck, inferenceLoss, TINY_VOCAB as V } from './helpers.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braid-trainer-'));
-const V = 4096;
 
 function tinyConfig(chunk: number): ChimeraConfig {
   return {
@@ -38,31 +37,6 @@ function tinyConfig(chunk: number): ChimeraConfig {
     convKernel: 4,
     chunkSize: chunk,
   };
-}
-
-/** Deterministic LCG batch: B rows of T tokens; every 5th target is −1. */
-function batch(B: number, T: number, seed: number): { tokens: Int32Array; targets: Int32Array } {
-  let s = seed >>> 0;
-  const next = (): number => {
-    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
-    return (s >>> 8) % V;
-  };
-  const tokens = new Int32Array(B * T);
-  const targets = new Int32Array(B * T);
-  for (let i = 0; i < B * T; i++) tokens[i] = next();
-  for (let i = 0; i < B * T; i++) targets[i] = i % 5 === 4 ? -1 : next();
-  return { tokens, targets };
-}
-
-function gaussian(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const u = (): number => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return (s + 0.5) / 4294967296;
-  };
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
-  return out;
 }
 
 let modelPath: string;
@@ -89,34 +63,12 @@ describe('NativeTrainer gradients (FP32 mode) vs finite differences', () => {
       const B = 2;
       const T = 10;
       const { tokens, targets } = batch(B, T, 7);
-      tr.zeroGrad();
-      const base = await tr.forwardBackward(tokens, targets, B, T);
-      expect(base.count).toBe(16);
-      expect(Number.isFinite(base.lossSum)).toBe(true);
-      const failures: string[] = [];
-      for (const p of tr.params) {
-        const w = tr.readParam(p.index);
-        const g = tr.readGrad(p.index);
-        const u = gaussian(w.length, 1000 + p.index);
-        let analytic = 0;
-        for (let i = 0; i < w.length; i++) analytic += g[i]! * u[i]!;
-        let rms = 0;
-        for (const x of w) rms += x * x;
-        rms = Math.sqrt(rms / w.length);
-        // step: small against the weights (linear regime), large against float32 noise in the loss
-        // (small tensors such as gdn_b, rms ~0.02, need the 0.3 floor: with 0.05 the noise reached 3%)
-        const h = 1e-3 * Math.max(rms, 0.3);
-        const at = async (sign: number): Promise<number> => {
-          const moved = new Float32Array(w.length);
-          for (let i = 0; i < w.length; i++) moved[i] = w[i]! + sign * h * u[i]!;
-          tr.writeParam(p.index, moved);
-          return (await tr.evaluate(tokens, targets, B, T)).lossSum;
-        };
-        const fd = ((await at(1)) - (await at(-1))) / (2 * h);
-        tr.writeParam(p.index, w);
-        const err = Math.abs(fd - analytic) / Math.max(Math.abs(analytic), 1e-3 * Math.abs(base.lossSum));
-        if (!(err < 0.02)) failures.push(`${p.name}: analytic ${analytic.toExponential(4)} fd ${fd.toExponential(4)} (rel ${err.toFixed(4)})`);
-      }
+      const { loss, count, checks } = await directionalGradCheck(tr, tokens, targets, B, T);
+      expect(count).toBe(16);
+      expect(Number.isFinite(loss)).toBe(true);
+      const failures = checks
+        .filter((c) => !(c.rel < 0.02))
+        .map((c) => `${c.name}: analytic ${c.analytic.toExponential(4)} fd ${c.fd.toExponential(4)} (rel ${c.rel.toFixed(4)})`);
       expect(failures).toEqual([]);
     } finally {
       tr.dispose();
@@ -142,29 +94,9 @@ describe('NativeTrainer quantization-aware forward', () => {
         name: 'exported', recipe: 'test', steps: 3, tokens: 3 * B * T, finalLoss: null, heldOutLoss: null,
         heldOutBpb: null, seed: 0, configHash: 'test', date: new Date(0),
       });
-      const model = await NativeModel.load(exported);
-      try {
-        let lossSum = 0;
-        for (let b = 0; b < B; b++) {
-          const ctx = model.createContext(T);
-          const logits = await ctx.eval(Array.from(tokens.subarray(b * T, (b + 1) * T)), { allLogits: true });
-          for (let t = 0; t < T; t++) {
-            const y = targets[b * T + t]!;
-            if (y < 0) continue;
-            const row = logits.subarray(t * V, (t + 1) * V);
-            let mx = -Infinity;
-            for (const x of row) mx = Math.max(mx, x);
-            let sum = 0;
-            for (const x of row) sum += Math.exp(x - mx);
-            lossSum += mx + Math.log(sum) - row[y]!;
-          }
-          ctx.dispose();
-        }
-        // same quantizers, float vs int32 accumulation: agreement to ~1e-4 relative
-        expect(Math.abs(lossSum - trained.lossSum) / trained.lossSum).toBeLessThan(2e-3);
-      } finally {
-        await model.dispose();
-      }
+      const lossSum = await inferenceLoss(exported, tokens, targets, B, T);
+      // same quantizers, float vs int32 accumulation: agreement to ~1e-4 relative
+      expect(Math.abs(lossSum - trained.lossSum) / trained.lossSum).toBeLessThan(2e-3);
     } finally {
       tr.dispose();
     }
