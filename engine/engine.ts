@@ -42,6 +42,16 @@ export interface EngineOptions {
 
 export const ENGINE_DEFAULTS = { slots: 1, maxQueue: 32, maxBatch: 128 } as const;
 
+/**
+ * The engine createEngine returns: the Engine of engine/types.ts plus adding
+ * a model while serving (fine-tuned models, engine/finetune/), so a model a
+ * job produces is served without a restart.
+ */
+export interface ServingEngine extends Engine {
+  /** Loads a GGUF with the engine's slots and limits; throws if its id is already served. */
+  addModel(path: string): Promise<LoadedModel>;
+}
+
 /** Generations remembered for recentTokensPerSecond. */
 const RECENT_WINDOW = 8;
 
@@ -192,7 +202,7 @@ function positiveInt(name: string, v: number): number {
   return v;
 }
 
-export async function createEngine(options: EngineOptions): Promise<Engine> {
+export async function createEngine(options: EngineOptions): Promise<ServingEngine> {
   if (options.models.length === 0) throw new Error('createEngine: no model files given');
   const opts = {
     slots: positiveInt('slots', options.slots ?? ENGINE_DEFAULTS.slots),
@@ -226,6 +236,19 @@ export async function createEngine(options: EngineOptions): Promise<Engine> {
   return {
     models: () => [...models],
     get: (id) => byId.get(id),
+    addModel: async (path) => {
+      if (disposed !== null) throw new Error('addModel after dispose()');
+      const m = await loadModel(path, opts, telemetry);
+      // Checked after the load: two adds of one id may race while both load.
+      if (byId.has(m.info.id)) {
+        await m.scheduler.dispose();
+        await m.native.dispose();
+        throw new Error(`a model with the id "${m.info.id}" is already served (${path})`);
+      }
+      models.push(m);
+      byId.set(m.info.id, m);
+      return m;
+    },
     stats: (): EngineStats => ({
       queueDepth: models.reduce((a, m) => a + m.scheduler.queueDepth, 0),
       activeGenerations: models.reduce((a, m) => a + m.scheduler.active, 0),

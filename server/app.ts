@@ -9,6 +9,7 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
+import type { FineTuning } from '../engine/finetune/service.ts';
 import type { Engine } from '../engine/types.ts';
 import { apiKeyAuth } from './auth.ts';
 import type { ServerConfig } from './config.ts';
@@ -17,6 +18,8 @@ import { Metrics, metricsMiddleware } from './metrics.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { embeddingRoutes } from './routes/embeddings.ts';
+import { fileRoutes } from './routes/files.ts';
+import { fineTuningRoutes } from './routes/fine-tuning.ts';
 import { healthRoutes } from './routes/health.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -28,9 +31,11 @@ export interface CreateAppOptions {
   config: ServerConfig;
   /** Shared with the caller when it wants to read counters directly (tests). */
   metrics?: Metrics;
+  /** Files and fine-tuning jobs (engine/finetune/); without it those routes are absent. */
+  fineTuning?: FineTuning;
 }
 
-export function createApp({ engine, config, metrics = new Metrics() }: CreateAppOptions): Hono<AppEnv> {
+export function createApp({ engine, config, metrics = new Metrics(), fineTuning }: CreateAppOptions): Hono<AppEnv> {
   const deps: Deps = { engine, config, metrics };
   const app = new Hono<AppEnv>();
 
@@ -42,7 +47,7 @@ export function createApp({ engine, config, metrics = new Metrics() }: CreateApp
       cors({
         origin: origins.includes('*') ? '*' : origins,
         allowHeaders: ['authorization', 'content-type'],
-        allowMethods: ['GET', 'POST', 'OPTIONS'],
+        allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
         exposeHeaders: ['retry-after'],
         maxAge: 600,
       }),
@@ -53,6 +58,10 @@ export function createApp({ engine, config, metrics = new Metrics() }: CreateApp
 
   for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, embeddingRoutes, tokenizeRoutes, metricsRoutes]) {
     app.route('/', routes(deps));
+  }
+  if (fineTuning !== undefined) {
+    app.route('/', fileRoutes(fineTuning));
+    app.route('/', fineTuningRoutes(fineTuning));
   }
 
   app.onError(onError);

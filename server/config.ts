@@ -48,7 +48,8 @@ Flags (each also read from its environment variable; the flag wins):
                           an id means models/<id>.gguf
   --threads <n>           compute threads               BRAID_THREADS    (physical cores)
   --api-key <key>         require Authorization: Bearer BRAID_API_KEY    (none)
-  --data-dir <dir>        data directory                BRAID_DATA_DIR   (./data)
+  --data-dir <dir>        files, fine-tuning jobs and   BRAID_DATA_DIR   (./data)
+                          fine-tuned models
   --cors-origin <origin>  allowed CORS origin(s), comma BRAID_CORS_ORIGIN (off)
                           separated, or *
   --max-body-bytes <n>    larger request bodies → 413   BRAID_MAX_BODY_BYTES (4194304)

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { createEngine } from '../engine/engine.ts';
+import { FineTuning } from '../engine/finetune/service.ts';
 import type { Engine } from '../engine/types.ts';
 import { createApp } from './app.ts';
 import type { ServerConfig } from './config.ts';
@@ -15,6 +16,8 @@ export interface RunningServer {
   url: string;
   port: number;
   engine: Engine;
+  /** Uploaded files and fine-tuning jobs in config.dataDir. */
+  fineTuning: FineTuning;
   /** Stops accepting, gives open requests graceMs to finish, then cuts them and disposes the engine. */
   close(graceMs?: number): Promise<void>;
 }
@@ -27,8 +30,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     ...(config.maxQueue !== undefined ? { maxQueue: config.maxQueue } : {}),
   });
   let server: Server;
+  let fineTuning: FineTuning;
   try {
-    const app = createApp({ engine, config });
+    // Serves the models of succeeded jobs and queues again the jobs a previous process left running.
+    fineTuning = await FineTuning.open({ dataDir: config.dataDir, host: engine });
+    const app = createApp({ engine, config, fineTuning });
     server = await new Promise<Server>((resolve, reject) => {
       // serve() creates a node:http Server unless told to use http2/https; we never do.
       const s = serve({ fetch: app.fetch, hostname: config.host, port: config.port }, () => resolve(s)) as Server;
@@ -38,6 +44,7 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     await engine.dispose();
     throw err;
   }
+  fineTuning.start();
   const port = (server.address() as AddressInfo).port;
   const host = config.host.includes(':') ? `[${config.host}]` : config.host;
 
@@ -50,9 +57,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
       timer.unref();
       await closed;
       clearTimeout(timer);
+      // The running job checkpoints and is queued again before the engine goes away.
+      await fineTuning.stop();
       await engine.dispose();
     })();
     return closing;
   };
-  return { url: `http://${host}:${port}`, port, engine, close };
+  return { url: `http://${host}:${port}`, port, engine, fineTuning, close };
 }

@@ -279,11 +279,23 @@ export async function runTrainLoop(o: TrainLoopOptions): Promise<TrainLoopResult
     // A run stopped between a step and its due evaluation does that evaluation first,
     // so the log matches an uninterrupted run's.
     if (step > 0 && evalDue(step) && !log.hasEval(step)) await evaluate(step);
+    // The next batch is built while C computes this step: batchAt is JS on the main thread
+    // (tokenizing documents on first use), the native call runs on a worker thread, so the two
+    // overlap instead of taking turns. Batches are a pure function of the step: no effect on results.
+    let pending: { step: number; batch: Promise<Batch> } | null = null;
     while (step < s.totalSteps && !stopping()) {
       const t0 = now();
-      const batch = await data.batchAt(step);
+      const batch = await (pending?.step === step ? pending.batch : data.batchAt(step));
+      pending = null;
       checkBatch(batch, `step ${step}`);
-      const fb = await inSlices(batch, s.microBatch, (t, y, n, l) => trainer.forwardBackward(t, y, n, l));
+      const fbCall = inSlices(batch, s.microBatch, (t, y, n, l) => trainer.forwardBackward(t, y, n, l));
+      if (step + 1 < s.totalSteps) {
+        const nextStep = step + 1;
+        const next = Promise.resolve().then(() => data.batchAt(nextStep));
+        next.catch(() => undefined); // a failure surfaces when the batch is awaited, not as an unhandled rejection
+        pending = { step: nextStep, batch: next };
+      }
+      const fb = await fbCall;
       if (fb.count === 0) throw new TrainLoopError(`step ${step}: the batch has no target tokens (every target is -1)`);
       const lr = learningRate(schedule, step);
       const { gradNorm } = await trainer.update(lr, 1 / fb.count);

@@ -136,13 +136,14 @@ describe('train loop on the native trainer', () => {
     expect(metaString(file.metadata, 'general.name')).toBe('loop-trained');
     expect(metaNumber(file.metadata, 'braid.train.steps')).toBe(12);
 
-    // interrupted at step 5 (the signal fires while step index 4's batch is fetched), resumed in a fresh trainer
+    // interrupted at step 5 (the signal fires while step index 5's batch is prefetched, during step index 4),
+    // resumed in a fresh trainer
     const split = path.join(dir, 'split');
     const stop = new AbortController();
     const stopping: DataSource = {
       recipe: data.recipe,
       batchAt: (s) => {
-        if (s === 4) stop.abort();
+        if (s === 5) stop.abort();
         return data.batchAt(s);
       },
       heldOut: () => data.heldOut(),

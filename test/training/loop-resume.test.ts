@@ -186,7 +186,7 @@ describe('train loop', () => {
     const dir = freshDir();
     const stop = new AbortController();
     const data = new FakeData();
-    data.onBatch = (step) => step === 4 && stop.abort();
+    data.onBatch = (step) => step === 5 && stop.abort(); // step 5's batch is prefetched during step index 4
     const first = await runTrainLoop({ trainer: new FakeTrainer(), data, settings, runDir: dir, resume: false, signal: stop.signal });
     expect(first).toMatchObject({ status: 'stopped', step: 5 });
     expect((await listCheckpoints(runDirPaths(dir).checkpoints)).map((c) => c.step)).toEqual([5, 3]);
@@ -200,7 +200,7 @@ describe('train loop', () => {
     const dir = freshDir();
     const stop = new AbortController();
     const data = new FakeData();
-    data.onBatch = (step) => step === 7 && stop.abort(); // step 8 completes, its eval is due
+    data.onBatch = (step) => step === 8 && stop.abort(); // prefetched during step index 7: step 8 completes, its eval is due
     await runTrainLoop({ trainer: new FakeTrainer(), data, settings, runDir: dir, resume: false, signal: stop.signal });
     expect(comparable(dir).some((r) => r.type === 'eval' && r.step === 8)).toBe(false);
     await runTrainLoop({ trainer: new FakeTrainer(), data: new FakeData(), settings, runDir: dir, resume: true });
