@@ -30,6 +30,10 @@ export const BYTE_TO_CHAR: readonly string[] = MAP.byteToChar;
 /** Inverse of BYTE_TO_CHAR. */
 export const CHAR_TO_BYTE: ReadonlyMap<string, number> = MAP.charToByte;
 
+/** UTF-16 code unit → byte for the stand-in characters (all below U+0144), else -1. */
+const UNIT_TO_BYTE = new Int16Array(0x144).fill(-1);
+MAP.byteToChar.forEach((c, b) => (UNIT_TO_BYTE[c.charCodeAt(0)] = b));
+
 const utf8 = new TextEncoder();
 
 /** UTF-8 text → its byte-level string ("hi there" → "hiĠthere"). */
@@ -51,4 +55,24 @@ export function byteLevelToBytes(s: string): Uint8Array {
     else out.push(...utf8.encode(ch));
   }
   return Uint8Array.from(out);
+}
+
+/**
+ * byteLevelToBytes written into out at `at`; returns the byte count (at most
+ * 3 per UTF-16 unit). Lets a vocabulary keep all token bytes in one buffer.
+ */
+export function byteLevelInto(s: string, out: Uint8Array, at: number): number {
+  // Fast path for pure byte-level strings (all of a vocabulary's normal tokens):
+  // a code-unit table instead of a Map lookup per character.
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    const b = c < UNIT_TO_BYTE.length ? UNIT_TO_BYTE[c]! : -1;
+    if (b < 0) {
+      const slow = byteLevelToBytes(s);
+      out.set(slow, at);
+      return slow.length;
+    }
+    out[at + i] = b;
+  }
+  return s.length;
 }

@@ -28,7 +28,11 @@ export function loadTokenizer(meta: GgufMetadata): Tokenizer {
   const merges = meta.has('tokenizer.ggml.merges') ? metaStringArray(meta, 'tokenizer.ggml.merges') : [];
   const eosId = metaOptNumber(meta, 'tokenizer.ggml.eos_token_id');
   if (eosId === undefined) throw new Error('GGUF metadata key "tokenizer.ggml.eos_token_id" is missing');
-  const bosId = metaOptNumber(meta, 'tokenizer.ggml.bos_token_id') ?? null;
+  // Tokenizer.bosId means "prompts start with this", so a vocabulary that has a
+  // bos token but does not add it (GPT-2, o200k: add_bos_token false) has none.
+  const addBos = meta.get('tokenizer.ggml.add_bos_token');
+  if (addBos !== undefined && addBos.type !== 'bool') throw new Error('GGUF metadata key "tokenizer.ggml.add_bos_token" must be a bool');
+  const bosId = addBos?.value === false ? null : (metaOptNumber(meta, 'tokenizer.ggml.bos_token_id') ?? null);
 
   // End-of-turn: llama.cpp's explicit key, plus any known marker the chat
   // template (or ChatML, used when there is none) actually emits.

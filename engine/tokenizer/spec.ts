@@ -4,13 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { gv, type GgufValue } from '../gguf/types.ts';
+import { PRE_TOKENIZER_NAMES } from './pretokenize.ts';
 import { TokenType } from './tokenizer.ts';
 
 export interface TokenizerSpec {
   name: string;
   /** tokenizer.ggml.model; braid writes "gpt2" (byte-level BPE). */
   model: 'gpt2';
-  /** tokenizer.ggml.pre (engine/tokenizer/pretokenize.ts). */
+  /** tokenizer.ggml.pre (engine/tokenizer/pretokenize.ts): "braid", or "gpt-2" / "gpt-4o" for imports. */
   pre: string;
   /** Byte-level strings, index = id. */
   tokens: string[];
@@ -21,6 +22,12 @@ export interface TokenizerSpec {
   bos_token_id: number;
   eos_token_id: number;
   padding_token_id: number;
+  /**
+   * tokenizer.ggml.add_bos_token: whether prompts start with bos. Absent means
+   * yes (braid's own tokenizers); GPT-2 and o200k imports say no, as HF does.
+   */
+  add_bos_token?: boolean;
+  /** Jinja; "" = none (the server then uses ChatML), and no key is written. */
   chat_template: string;
   /** How the tokenizer was produced (corpus, script, settings). */
   provenance: string;
@@ -55,6 +62,13 @@ export function parseTokenizerSpec(json: unknown, where = '<json>'): TokenizerSp
     chat_template: str('chat_template'),
     provenance: str('provenance'),
   };
+  if (o.add_bos_token !== undefined) {
+    if (typeof o.add_bos_token !== 'boolean') fail(where, '"add_bos_token" must be a boolean');
+    spec.add_bos_token = o.add_bos_token;
+  }
+  if (!PRE_TOKENIZER_NAMES.includes(spec.pre)) {
+    fail(where, `"pre" ${JSON.stringify(spec.pre)} is not one of ${PRE_TOKENIZER_NAMES.join(', ')}`);
+  }
   if (spec.token_type.length !== spec.tokens.length) fail(where, 'token_type and tokens differ in length');
   for (const k of ['bos_token_id', 'eos_token_id', 'padding_token_id'] as const) {
     if (spec[k] < 0 || spec[k] >= spec.tokens.length) fail(where, `${k} ${spec[k]} is outside the vocabulary`);
@@ -81,7 +95,7 @@ export function tokenizerMetadata(spec: TokenizerSpec, vocabSize = spec.tokens.l
     tokens.push(`<|unused_${i - spec.tokens.length}|>`);
     types.push(TokenType.unused);
   }
-  return [
+  const entries: [string, GgufValue][] = [
     ['tokenizer.ggml.model', gv.str(spec.model)],
     ['tokenizer.ggml.pre', gv.str(spec.pre)],
     ['tokenizer.ggml.tokens', gv.strArray(tokens)],
@@ -90,6 +104,8 @@ export function tokenizerMetadata(spec: TokenizerSpec, vocabSize = spec.tokens.l
     ['tokenizer.ggml.bos_token_id', gv.u32(spec.bos_token_id)],
     ['tokenizer.ggml.eos_token_id', gv.u32(spec.eos_token_id)],
     ['tokenizer.ggml.padding_token_id', gv.u32(spec.padding_token_id)],
-    ['tokenizer.chat_template', gv.str(spec.chat_template)],
   ];
+  if (spec.add_bos_token !== undefined) entries.push(['tokenizer.ggml.add_bos_token', gv.bool(spec.add_bos_token)]);
+  if (spec.chat_template !== '') entries.push(['tokenizer.chat_template', gv.str(spec.chat_template)]);
+  return entries;
 }

@@ -4,9 +4,10 @@
  */
 import { InvalidRequestError } from '../errors.ts';
 import type { StreamDecoder, Tokenizer } from '../types.ts';
-import { BYTE_TO_CHAR, byteLevelToBytes } from './byte-map.ts';
-import { bpeMerge, type MergeTable } from './bpe.ts';
+import { BYTE_TO_CHAR, byteLevelInto } from './byte-map.ts';
+import { bpeMerge, PairRanks, type MergeTable } from './bpe.ts';
 import type { PreTokenizer } from './pretokenize.ts';
+import { StringIndex } from './string-index.ts';
 
 /** llama.cpp token types (tokenizer.ggml.token_type). */
 export const TokenType = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
@@ -35,7 +36,8 @@ export class BpeTokenizer implements Tokenizer {
   readonly stopIds: ReadonlySet<number>;
   readonly specialIds: ReadonlySet<number>;
 
-  private readonly bytes: Uint8Array[];
+  private readonly byteData: Uint8Array;
+  private readonly byteStart: Int32Array;
   private readonly byteIds: Int32Array;
   private readonly merges: MergeTable;
   private readonly preTokenize: PreTokenizer;
@@ -63,19 +65,31 @@ export class BpeTokenizer implements Tokenizer {
     this.stopIds = new Set([init.eosId, ...init.stopIds]);
     this.preTokenize = init.preTokenize;
 
-    const idOf = new Map<string, number>();
+    const idOf = new StringIndex(tokens.length);
     const special = new Set<number>();
     this.specialByText = new Map();
-    this.bytes = tokens.map((t, id) => {
+    // All token bytes in one buffer, token id at [byteStart[id], byteStart[id + 1]):
+    // 200k separate Uint8Arrays (o200k) cost megabytes of headers and most of the load time.
+    let capacity = 0;
+    for (const t of tokens) capacity += 3 * t.length; // UTF-8 and byte-level both need ≤ 3 bytes per UTF-16 unit
+    const data = new Uint8Array(capacity);
+    this.byteStart = new Int32Array(tokens.length + 1);
+    let at = 0;
+    for (let id = 0; id < tokens.length; id++) {
+      const t = tokens[id]!;
       const type = tokenTypes[id] ?? TokenType.normal;
-      if (!idOf.has(t)) idOf.set(t, id);
+      this.byteStart[id] = at;
+      idOf.add(t, id); // the first id of a repeated string wins
       if (type === TokenType.control || type === TokenType.unused) special.add(id);
       if (type === TokenType.control || type === TokenType.userDefined) {
         this.specialByText.set(t, id);
-        return utf8.encode(t);
+        at += utf8.encodeInto(t, data.subarray(at)).written;
+      } else if (type !== TokenType.unused) {
+        at += byteLevelInto(t, data, at);
       }
-      return type === TokenType.unused ? new Uint8Array(0) : byteLevelToBytes(t);
-    });
+    }
+    this.byteStart[tokens.length] = at;
+    this.byteData = data.slice(0, at);
     this.specialIds = special;
     const texts = [...this.specialByText.keys()].filter((t) => t.length > 0).sort((a, b) => b.length - a.length);
     this.specialRe = texts.length
@@ -85,30 +99,25 @@ export class BpeTokenizer implements Tokenizer {
     this.byteIds = new Int32Array(256);
     for (let b = 0; b < 256; b++) {
       const id = idOf.get(BYTE_TO_CHAR[b]!);
-      if (id === undefined || special.has(id)) {
+      if (id < 0 || special.has(id)) {
         throw new Error(`tokenizer: byte-level vocabulary lacks the token for byte 0x${b.toString(16)}`);
       }
       this.byteIds[b] = id;
     }
 
-    const V = tokens.length;
-    const rank = new Map<number, number>();
+    const ranks = new PairRanks(init.merges.length);
     const result: number[] = [];
     for (const m of init.merges) {
       const sp = m.indexOf(' ', 1);
       if (sp < 0) throw new Error(`tokenizer: merge "${m}" is not "left right"`);
-      const l = idOf.get(m.slice(0, sp));
-      const r = idOf.get(m.slice(sp + 1));
-      const res = idOf.get(m.slice(0, sp) + m.slice(sp + 1));
+      const l = idOf.get(m, 0, sp);
+      const r = idOf.get(m, sp + 1);
+      const res = idOf.getWithout(m, sp);
       // A merge whose parts or result are not in the vocabulary can never fire; skip it.
-      if (l === undefined || r === undefined || res === undefined || special.has(res)) continue;
-      const key = l * V + r;
-      if (!rank.has(key)) {
-        rank.set(key, result.length);
-        result.push(res);
-      }
+      if (l < 0 || r < 0 || res < 0 || special.has(res)) continue;
+      if (ranks.add(l, r, result.length)) result.push(res);
     }
-    this.merges = { rank, result: Int32Array.from(result), vocabSize: V };
+    this.merges = { ranks, result: Int32Array.from(result) };
   }
 
   encode(text: string, opts?: { parseSpecial?: boolean }): number[] {
@@ -144,11 +153,10 @@ export class BpeTokenizer implements Tokenizer {
   }
 
   tokenBytes(id: number): Uint8Array {
-    const b = this.bytes[id];
-    if (b === undefined || !Number.isInteger(id)) {
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
       throw new InvalidRequestError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
     }
-    return b;
+    return this.byteData.subarray(this.byteStart[id]!, this.byteStart[id + 1]!);
   }
 
   decode(ids: readonly number[], opts?: { skipSpecial?: boolean }): string {
