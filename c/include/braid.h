@@ -124,7 +124,9 @@ BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *t
  * on worker threads (koffi .async) need. Valid until the next call on ctx. */
 BRAID_API const char *braid_context_last_error(const braid_context *ctx);
 
-/* Tokens consumed since the last reset. */
+/* Tokens consumed since the last reset. A MoA model holds at most its context length
+ * (moa.max_position_embeddings, describe "context_length"): an eval past it returns
+ * BRAID_ERR_CAPACITY and changes nothing. */
 BRAID_API int64_t braid_context_n_past(const braid_context *ctx);
 /* Forgets the sequence (zero state, n_past = 0). */
 BRAID_API int32_t braid_context_reset(braid_context *ctx);
@@ -137,12 +139,19 @@ BRAID_API void braid_context_abort_clear(braid_context *ctx);
 
 /* State as bytes: versioned, tagged with a fingerprint of the model's
  * hyper-parameters, checksummed. load rejects a blob from another model
- * (BRAID_ERR_STATE) and leaves the context unchanged on any error. */
+ * (BRAID_ERR_STATE) and leaves the context unchanged on any error.
+ * A MoA context's state is its KV cache, so its size grows with n_past:
+ * ask for the size right before saving. */
 BRAID_API int64_t braid_context_state_size(const braid_context *ctx);
 BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *buf, int64_t buf_size);
 BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *buf, int64_t buf_size);
 /* Copies the sequence state (not the scratch) of src into dst; both must be of the same model. */
 BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *src);
+/* Drops the last n_tokens tokens of the sequence (0 <= n_tokens <= n_past), e.g. rejected
+ * speculative drafts: the next eval continues after the first n_past - n_tokens tokens, exactly
+ * as if the dropped ones had never been evaluated. MoA models (KV cache) only; a Chimera context
+ * returns BRAID_ERR_UNSUPPORTED (its recurrent state cannot drop tokens: save and restore it). */
+BRAID_API int32_t braid_context_rewind(braid_context *ctx, int32_t n_tokens);
 
 
 /* ---- trainer ------------------------------------------------------------------

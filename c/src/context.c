@@ -25,6 +25,7 @@
 
 #include "chimera.h"
 #include "common.h"
+#include "moa.h"
 
 #define STATE_MAGIC "BRST"
 #define STATE_VERSION 1u
@@ -214,6 +215,16 @@ BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch,
     ctx->max_batch = max_batch;
     ctx->n_loops = hp->loop.def;
     atomic_init(&ctx->abort, 0);
+    if (model->moa) { /* the MoA architecture keeps its own cache and scratch (moa_state.c) */
+        int32_t st = moa_context_init(ctx);
+        if (st) {
+            braid_context_free(ctx);
+            return st;
+        }
+        braid_clear_error();
+        *out = ctx;
+        return BRAID_OK;
+    }
     const braid_model *m = model;
     int64_t ff = hp->n_ff, cols = BRAID_MAX(hp->n_embd, (int64_t)hp->gdn.n_head * hp->gdn.d_v);
     if (m->n_of[MIXER_XM]) cols = BRAID_MAX(cols, (int64_t)hp->xm.n_head * hp->xm.head_dim);
@@ -238,6 +249,7 @@ BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch,
 
 BRAID_API void braid_context_free(braid_context *ctx) {
     if (!ctx) return;
+    moa_context_free(ctx);
     aligned_free(ctx->arena);
     free(ctx);
 }
@@ -259,7 +271,17 @@ static int32_t check_eval(const braid_context *ctx, const int32_t *tokens, int32
 static int32_t run(braid_context *ctx, const int32_t *tokens, int32_t n, int all_logits, float *logits, float *hidden) {
     int32_t st = check_eval(ctx, tokens, n, logits ? logits : hidden);
     if (st) return st;
-    st = chimera_forward(ctx, tokens, n, all_logits, logits, hidden);
+    if (ctx->moa) {
+        const int32_t max_pos = ctx->model->moa->hp.max_pos;
+        if (ctx->n_past + n > max_pos)
+            return braid_fail(BRAID_ERR_CAPACITY,
+                              "eval: %lld past + %d new tokens exceed the model's context length %d "
+                              "(moa.max_position_embeddings); rewind, reset or start a new context",
+                              (long long)ctx->n_past, n, max_pos);
+        st = moa_forward(ctx, tokens, n, all_logits, logits, hidden);
+    } else {
+        st = chimera_forward(ctx, tokens, n, all_logits, logits, hidden);
+    }
     if (st) return st;
     ctx->n_past += n;
     braid_clear_error();
@@ -282,7 +304,10 @@ BRAID_API int64_t braid_context_n_past(const braid_context *ctx) { return ctx ? 
 
 static int32_t context_reset_impl(braid_context *ctx) {
     if (!ctx) return braid_fail(BRAID_ERR_INVALID_ARG, "reset: ctx is NULL");
-    memset(ctx->state, 0, (size_t)ctx->model->state_floats * sizeof(float));
+    if (ctx->moa)
+        moa_context_reset(ctx);
+    else
+        memset(ctx->state, 0, (size_t)ctx->model->state_floats * sizeof(float));
     ctx->n_past = 0;
     ctx->n_loops = ctx->model->hp.loop.def;
     braid_clear_error();
@@ -312,7 +337,11 @@ BRAID_API void braid_context_abort_clear(braid_context *ctx) {
 
 /* ---- state blobs ---------------------------------------------------------------------- */
 
-static int64_t payload_bytes(const braid_context *ctx) { return ctx->model->state_floats * (int64_t)sizeof(float); }
+/* MoA: the KV cache rows of the n_past positions (moa_state.c), so the size follows n_past. */
+static int64_t payload_bytes(const braid_context *ctx) {
+    if (ctx->moa) return moa_state_payload_bytes(ctx, ctx->n_past);
+    return ctx->model->state_floats * (int64_t)sizeof(float);
+}
 
 BRAID_API int64_t braid_context_state_size(const braid_context *ctx) {
     if (!ctx) return 0;
@@ -333,7 +362,10 @@ static int32_t context_state_save_impl(const braid_context *ctx, uint8_t *buf, i
     memcpy(buf + 8, &fp, 8);
     memcpy(buf + 16, &n_past, 8);
     memcpy(buf + 24, &plen, 8);
-    memcpy(buf + STATE_HEADER, ctx->state, (size_t)plen);
+    if (ctx->moa)
+        moa_state_write(ctx, buf + STATE_HEADER);
+    else
+        memcpy(buf + STATE_HEADER, ctx->state, (size_t)plen);
     uint32_t crc = braid_crc32(0, buf, (size_t)(STATE_HEADER + plen));
     memcpy(buf + STATE_HEADER + plen, &crc, 4);
     braid_clear_error();
@@ -358,7 +390,15 @@ static int32_t context_state_load_impl(braid_context *ctx, const uint8_t *buf, i
     if (fp != ctx->model->fingerprint)
         return braid_fail(BRAID_ERR_STATE, "state_load: the blob belongs to another model (fingerprint %016llx, model %016llx)",
                           (unsigned long long)fp, (unsigned long long)ctx->model->fingerprint);
-    if (plen != (uint64_t)payload_bytes(ctx) || buf_size != need)
+    if (ctx->moa) { /* the payload length follows the blob's n_past */
+        if (n_past < 0 || n_past > ctx->model->moa->hp.max_pos)
+            return braid_fail(BRAID_ERR_STATE, "state_load: n_past %lld is outside [0, %d] (the model's context length)",
+                              (long long)n_past, ctx->model->moa->hp.max_pos);
+        need = STATE_HEADER + moa_state_payload_bytes(ctx, n_past) + STATE_TRAILER;
+        if (plen != (uint64_t)moa_state_payload_bytes(ctx, n_past) || buf_size != need)
+            return braid_fail(BRAID_ERR_STATE, "state_load: blob is %lld bytes with a %llu-byte payload, expected %lld for %lld positions",
+                              (long long)buf_size, (unsigned long long)plen, (long long)need, (long long)n_past);
+    } else if (plen != (uint64_t)payload_bytes(ctx) || buf_size != need)
         return braid_fail(BRAID_ERR_STATE, "state_load: blob is %lld bytes with a %llu-byte payload, expected %lld with %lld",
                           (long long)buf_size, (unsigned long long)plen, (long long)need, (long long)payload_bytes(ctx));
     uint32_t crc;
@@ -371,7 +411,10 @@ static int32_t context_state_load_impl(braid_context *ctx, const uint8_t *buf, i
         memcpy(&v, buf + STATE_HEADER + 4 * i, 4);
         if (!isfinite(v)) return braid_fail(BRAID_ERR_STATE, "state_load: non-finite value in the state at float %llu", (unsigned long long)i);
     }
-    memcpy(ctx->state, buf + STATE_HEADER, (size_t)plen);
+    if (ctx->moa)
+        moa_state_read(ctx, buf + STATE_HEADER, n_past);
+    else
+        memcpy(ctx->state, buf + STATE_HEADER, (size_t)plen);
     ctx->n_past = n_past;
     braid_clear_error();
     return BRAID_OK;
@@ -381,8 +424,25 @@ static int32_t context_copy_impl(braid_context *dst, const braid_context *src) {
     if (!dst || !src) return braid_fail(BRAID_ERR_INVALID_ARG, "context_copy: NULL argument");
     if (dst->model->fingerprint != src->model->fingerprint || dst->model->state_floats != src->model->state_floats)
         return braid_fail(BRAID_ERR_STATE, "context_copy: the contexts belong to different models");
-    if (dst != src) memcpy(dst->state, src->state, (size_t)src->model->state_floats * sizeof(float));
+    if (dst != src && src->moa)
+        moa_context_copy(dst, src);
+    else if (dst != src)
+        memcpy(dst->state, src->state, (size_t)src->model->state_floats * sizeof(float));
     dst->n_past = src->n_past;
+    braid_clear_error();
+    return BRAID_OK;
+}
+
+static int32_t context_rewind_impl(braid_context *ctx, int32_t n_tokens) {
+    if (!ctx) return braid_fail(BRAID_ERR_INVALID_ARG, "rewind: ctx is NULL");
+    if (!ctx->moa)
+        return braid_fail(BRAID_ERR_UNSUPPORTED,
+                          "rewind: not supported for chimera models (their recurrent state cannot drop tokens); "
+                          "save the state before the tokens and restore it instead");
+    if (n_tokens < 0 || n_tokens > ctx->n_past)
+        return braid_fail(BRAID_ERR_INVALID_ARG, "rewind: %d tokens is outside [0, n_past = %lld]", n_tokens,
+                          (long long)ctx->n_past);
+    moa_context_rewind(ctx, n_tokens);
     braid_clear_error();
     return BRAID_OK;
 }
@@ -430,4 +490,8 @@ BRAID_API int32_t braid_context_state_load(braid_context *ctx, const uint8_t *bu
 
 BRAID_API int32_t braid_context_copy(braid_context *dst, const braid_context *src) {
     return recorded(dst, context_copy_impl(dst, src));
+}
+
+BRAID_API int32_t braid_context_rewind(braid_context *ctx, int32_t n_tokens) {
+    return recorded(ctx, context_rewind_impl(ctx, n_tokens));
 }

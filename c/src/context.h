@@ -44,6 +44,8 @@ struct braid_context {
     int64_t act_cols;   /* widest BitLinear input: max(D, I, every family's inner width) */
     int64_t ff_cols;    /* widest SwiGLU hidden: max(I, I_e, I_shared) */
 
+    struct moa_ctx *moa; /* KV cache and scratch of a MoA model (moa.h), else NULL */
+
     char last_error[512]; /* message of the last failing public call on this context */
 };
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "moa.h"
 
 /* ---- metadata ---------------------------------------------------------------- */
 
@@ -578,8 +579,9 @@ static int32_t load(braid_model *m) {
     int32_t st;
     gguf_str arch;
     if ((st = gguf_get_str(f, "general.architecture", &arch))) return st;
+    if (gguf_str_eq(arch, "moa")) return moa_load(m); /* the second architecture: moa_model.c */
     if (!gguf_str_eq(arch, "chimera"))
-        return braid_fail(BRAID_ERR_UNSUPPORTED, "architecture '%.*s' is not supported (need chimera)",
+        return braid_fail(BRAID_ERR_UNSUPPORTED, "architecture '%.*s' is not supported (need chimera or moa)",
                           (int)BRAID_MIN(arch.len, 64), arch.ptr);
     if (gguf_find_kv(f, "braid.format_version")) {
         int64_t v;
@@ -684,6 +686,7 @@ BRAID_API void braid_model_free(braid_model *m) {
     free(m->parcae.abar);
     free(m->parcae.delta);
     free(m->describe);
+    moa_free(m->moa);
     free(m);
 }
 

@@ -96,6 +96,9 @@ struct braid_model {
     int64_t state_floats;      /* recurrent state of all layers */
     uint64_t fingerprint;      /* FNV-1a of the hyper-parameters (state blobs) */
     char *describe;            /* JSON */
+    struct moa_model *moa;     /* non-NULL iff general.architecture = "moa" (moa.h); then only
+                                  hp.n_vocab / n_embd / n_layer / context_length, token_embd,
+                                  fingerprint and describe above are set */
 };
 
 #endif /* BRAID_MODEL_H */

@@ -434,6 +434,10 @@ static void test_context(mcfg c, const char *name) {
     CHECK(braid_context_n_past(ctx2) == P, "copied n_past");
     CHECK(braid_context_eval(ctx2, tok + P, R, 1, contB) == BRAID_OK, "continue copy");
     CHECK(memcmp(contA, contB, sizeof(float) * (size_t)R * V) == 0, "copy continuation differs");
+    /* rewind is MoA-only (test_moa.c): a Chimera context refuses it and stays as it was */
+    CHECK(braid_context_rewind(ctx2, 1) == BRAID_ERR_UNSUPPORTED && strstr(braid_context_last_error(ctx2), "chimera") &&
+              braid_context_n_past(ctx2) == P + R,
+          "rewind on a Chimera context: %s", braid_context_last_error(ctx2));
 
     /* corrupt blobs: every check must fail with BRAID_ERR_STATE and leave ctx as it was */
     CHECK(braid_context_state_load(ctx, blob, sz) == BRAID_OK, "load before corruption tests");
