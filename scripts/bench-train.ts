@@ -2,7 +2,9 @@
  * `npm run bench -- train [--steps 6] [--batch 8] [--seq 256] [--threads 2] [--no-peer]`
  *
  * Training throughput of braid's trainer (forward + backward + AdamW, QAT) against the
- * PyTorch reference (scripts/reference/chimera_torch.py on Debian's python3-torch: the
+ * PyTorch reference (scripts/reference/chimera_torch.py on Debian's python3-torch, with OpenBLAS
+ * (`apt-get install libopenblas0-openmp`: with Debian's default reference BLAS torch is ~6× slower,
+ * which would flatter the ratio); the
  * same model file, batch shape and thread count), measured in the same run, plus the
  * GEMM kernel's share of the FP32 FMA roofline on the trainer's shapes (c/build/bench_sgemm,
  * which measures the roofline in the same run). Figures go to docs/benchmarks.md.
@@ -64,11 +66,13 @@ interface PeerResult {
 
 function torchPeer(model: string, B: number, T: number, steps: number, threads: number): PeerResult | string {
   const script = join(root, 'scripts/reference/chimera_torch.py');
-  const r = spawnSync('python3', [script, 'bench', '--model', model, '--batch', String(B), '--seq', String(T), '--steps', String(steps), '--threads', String(threads)], {
+  // Debian's python3-torch is seen by /usr/bin/python3 (a python3 earlier on PATH, e.g. pyenv's, may not)
+  const python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
+  const r = spawnSync(python, [script, 'bench', '--model', model, '--batch', String(B), '--seq', String(T), '--steps', String(steps), '--threads', String(threads)], {
     encoding: 'utf8',
     env: { ...process.env, OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) },
   });
-  if (r.error) return `python3 not runnable: ${r.error.message}`;
+  if (r.error) return `${python} not runnable: ${r.error.message}`;
   if (r.status !== 0) return `peer failed (exit ${r.status}): ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
   const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) return `peer printed no JSON line: ${r.stdout.slice(-200)}`;
@@ -111,7 +115,7 @@ export async function benchTrain(args: string[]): Promise<void> {
     const peer = torchPeer(model, B, T, Math.max(2, Math.ceil(steps / 2)), threads);
     if (typeof peer === 'string') console.log(`pytorch : ${peer}`);
     else {
-      console.log(`pytorch : ${peer.tokens_per_s.toFixed(0)} tok/s (median step ${peer.step_ms.toFixed(0)} ms, torch ${peer.torch_version}, ${peer.threads} threads)`);
+      console.log(`pytorch : ${peer.tokens_per_s.toFixed(0)} tok/s (mean step ${peer.step_ms.toFixed(0)} ms, torch ${peer.torch_version}, ${peer.threads} threads)`);
       console.log(`ratio   : braid / pytorch = ${(ours.tokS / peer.tokens_per_s).toFixed(2)}× (target ≥ 3×)`);
     }
   }

@@ -1,12 +1,13 @@
 /*
  * train_params.c — the trainer's parameters: one FP32 master weight per GGUF
- * tensor of the source model (BT2 dequantized to scale·w, F16 widened, F32
+ * tensor of the source model (BT2 dequantized, F16 widened, F32
  * copied), the ternary views Ŵ the forward reads, and the export back to each
  * tensor's own GGUF type.
  *
  * Starting from the file's values means a fine-tune starts exactly where the
- * served model is, and a from-scratch run starts from `braid init`'s random
- * ternary weights (latent = the ternary values; they requantize to themselves).
+ * served model is (dequant_bt2 below picks latents that requantize to the stored
+ * ternary values and scales), and a from-scratch run starts from `braid init`'s
+ * random ternary weights.
  */
 #include <math.h>
 #include <stdio.h>
@@ -34,15 +35,26 @@ int32_t train_find_block_param(const braid_trainer *tr, int32_t il, const char *
     return BRAID_OK;
 }
 
+/* Latent weights for a BT2 matrix such that the trainer's quantizer gives back exactly the
+ * stored ternary values and scales: a group's scale is the mean |W| of its 128 latents, so
+ * latent = scale·w alone would requantize to scale·m (m = the group's fraction of nonzero
+ * codes, ~0.69 at init) and the training forward would start ~31% off the served model.
+ * latent = scale·w / m has mean |latent| = scale and rounds back to w (|w/m| ≥ 1, clamped to 1). */
 static void dequant_bt2(float *out, const uint8_t *w, int64_t rows, int64_t cols) {
     const int64_t nb = cols / BT2_GROUP;
     const float *scales = bt2_scales(w, rows, cols);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t g = 0; g < nb; g++) {
             const uint8_t *qs = w + r * (cols / 4) + g * 32;
-            float s = scales[r * nb + g];
             float *o = out + r * cols + g * BT2_GROUP;
-            for (int j = 0; j < BT2_GROUP; j++) o[j] = s * (float)(((qs[j & 31] >> (2 * (j >> 5))) & 3) - 1);
+            int nnz = 0;
+            for (int j = 0; j < BT2_GROUP; j++) {
+                int q = ((qs[j & 31] >> (2 * (j >> 5))) & 3) - 1;
+                o[j] = (float)q;
+                nnz += q != 0;
+            }
+            const float a = nnz ? scales[r * nb + g] * (float)BT2_GROUP / (float)nnz : 0.0f;
+            for (int j = 0; j < BT2_GROUP; j++) o[j] *= a;
         }
 }
 

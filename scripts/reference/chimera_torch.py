@@ -43,9 +43,8 @@ import time
 import numpy as np
 
 # Thread settings of the BLAS / OpenMP pools are read when torch loads them, so set them first:
-# --threads N for every pool, and idle OpenMP workers sleep instead of spinning (libgomp's default
-# spin-wait made steps 5-10x slower and erratic on our shared 2-core machine whenever other
-# processes were running; an explicit OMP_WAIT_POLICY in the environment wins).
+# --threads N for every pool, and idle OpenMP workers sleep instead of spinning (libgomp spins by
+# default, which only burns a shared 2-core machine's time; an OMP_WAIT_POLICY in the environment wins).
 if "--threads" in sys.argv[:-1]:
     _n = sys.argv[sys.argv.index("--threads") + 1]
     for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -395,6 +394,16 @@ def cmd_gradcheck(args):
     print(json.dumps({"worst_rel_err": worst}))
 
 
+def loaded_blas():
+    """The BLAS libraries mapped into this process (netlib's reference BLAS is ~6x slower than OpenBLAS)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "blas" in line.split()[-1]}
+        return sorted(os.path.realpath(p) for p in paths)
+    except OSError:
+        return []
+
+
 def cmd_bench(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -425,7 +434,7 @@ def cmd_bench(args):
         "model": os.path.basename(args.model),
         "step_ms_each": [round(t * 1000, 1) for t in times],
         "cpu_ms_per_step": round(sum(cpu) / len(cpu) * 1000, 1),  # process CPU time (all threads)
-        "blas_path": os.environ.get("LD_LIBRARY_PATH", "system libblas.so.3"),
+        "blas": loaded_blas(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "loadavg_1min": os.getloadavg()[0],
         "loss_first_last": [round(losses[0], 3), round(losses[-1], 3)],
@@ -510,7 +519,7 @@ def main():
     s.add_argument("--batch", type=int, default=8)
     s.add_argument("--seq", type=int, default=256)
     s.add_argument("--steps", type=int, default=3)
-    s.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    s.add_argument("--warmup", type=int, default=3, help="untimed steps first: the first steps fault in ~2.5 GB of fresh memory (glibc then keeps it), which costs seconds per step in this VM")
     s.add_argument("--threads", type=int, default=2)
     s = sub.add_parser("forward", help="logits [n, V] float32 of one token sequence (JSON list)")
     s.add_argument("--model", required=True)

@@ -14,10 +14,10 @@ trap 'rm -rf "$TMP"' EXIT
 if [[ "${1:-}" == "--force" || ! -f $DIR/model.gguf ]]; then
   node --import tsx scripts/reference/make-tiny-model.ts $DIR/model.gguf
 fi
-# the committed golden: float32, fake-quant + STE, latent = dequantized file (scale*w)
-$PY $REF golden --model $DIR/model.gguf --out $DIR --seed 1 --batch 2 --seq 16
+# the committed golden: float32, fake-quant + STE, latents that requantize to the file (what the C trainer loads)
+$PY $REF golden --model $DIR/model.gguf --out $DIR --seed 1 --batch 2 --seq 16 --latent-init exact
 # float64 of the same batch, to show float32 rounding noise (not committed)
-$PY $REF golden --model $DIR/model.gguf --out "$TMP" --seed 1 --batch 2 --seq 16 --dtype float64
+$PY $REF golden --model $DIR/model.gguf --out "$TMP" --seed 1 --batch 2 --seq 16 --dtype float64 --latent-init exact
 $PY $REF compare-golden $DIR/golden.json "$TMP/golden-float64.json" | tail -1
 # finite differences in float64 (quant off)
 $PY $REF gradcheck --model $DIR/model.gguf --coords 16 | tail -1

@@ -77,6 +77,18 @@ describe('NativeTrainer gradients (FP32 mode) vs finite differences', () => {
 });
 
 describe('NativeTrainer quantization-aware forward', () => {
+  it('starts exactly where the served model is: before any update, the QAT loss equals the inference loss', async () => {
+    const tr = NativeTrainer.open(modelPath);
+    try {
+      const { tokens, targets } = batch(2, 12, 19);
+      const mine = await tr.evaluate(tokens, targets, 2, 12);
+      const served = await inferenceLoss(modelPath, tokens, targets, 2, 12);
+      expect(Math.abs(served - mine.lossSum) / mine.lossSum).toBeLessThan(2e-3);
+    } finally {
+      tr.dispose();
+    }
+  });
+
   it('reports the loss the inference engine computes for the exported model', async () => {
     const tr = NativeTrainer.open(modelPath);
     try {
