@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// braid build: compiles libbraid (c/) and writes the default model.
+// braid build: compiles libbraid (c/) and checks the committed default model.
 // Runs as `npm run build` and as the package's postinstall. Plain ESM JS so it
 // needs nothing but Node itself (tsx is used only for the model script).
 import { spawnSync } from 'node:child_process';
@@ -27,5 +27,5 @@ function fail(message) {
 }
 
 step('compile libbraid', 'make', ['-C', 'c', '-j2']);
-step('default model', process.execPath, ['--import', 'tsx', 'scripts/make-default-model.ts']);
+step('default model', process.execPath, ['--import', 'tsx', 'scripts/check-default-model.ts']);
 console.log('braid build: done');

@@ -283,7 +283,7 @@ export function isMoeLayer(c: ChimeraConfig, n: number): boolean {
   return (c.moe?.layers ?? []).includes(n);
 }
 
-/** The default model built by `npm install` (scripts/make-default-model.ts). */
+/** The default model's shape (models/chimera-tiny.gguf, trained by `npm run train:default`). */
 export function chimeraTinyConfig(vocabSize: number): ChimeraConfig {
   return {
     name: 'chimera-tiny',

@@ -1,6 +1,6 @@
 /**
  * The official `openai` SDK against a real braid server (real engine, the
- * default untrained model): if these pass, OpenAI clients work unchanged.
+ * default model): if these pass, OpenAI clients work unchanged.
  * The model's text is noise, so tests assert structure, determinism and
  * consistency between requests — never particular words.
  */
@@ -31,7 +31,7 @@ describe('openai SDK against braid', () => {
     expect(ids).toContain('chimera-tiny');
     const model = await client.models.retrieve(modelId);
     expect(model).toMatchObject({ id: modelId, object: 'model', owned_by: 'braid' });
-    expect((model as unknown as { braid: { provenance: string } }).braid.provenance).toMatch(/untrained/);
+    expect((model as unknown as { braid: { provenance: string } }).braid.provenance).toMatch(/^trained by braid train: default/);
   });
 
   it('chat.completions.create non-stream', async () => {
