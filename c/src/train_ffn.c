@@ -23,26 +23,6 @@ typedef struct {
     float *h, *hq;    /* [N, I] SiLU(gate) ⊙ up and its fake-quantized copy */
 } ffn_acts;
 
-typedef struct {
-    const float *gate, *up, *dh;
-    float *h, *dgate, *dup;
-} swiglu_job;
-
-static void swiglu_fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
-    const swiglu_job *j = arg;
-    for (int64_t i = i0; i < i1; i++) j->h[i] = tsilu(j->gate[i]) * j->up[i];
-}
-
-/* h = SiLU(gate) ⊙ up */
-static void swiglu_bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
-    const swiglu_job *j = arg;
-    for (int64_t i = i0; i < i1; i++) {
-        float s = 1.0f / (1.0f + expf(-j->gate[i]));
-        j->dgate[i] = j->dh[i] * j->up[i] * s * (1.0f + j->gate[i] * (1.0f - s));
-        j->dup[i] = j->dh[i] * j->gate[i] * s;
-    }
-}
-
 static void fwd(braid_trainer *tr, const void *params, void *acts, const float *xn, const float *xq, float *y,
                 int64_t B, int64_t T) {
     const ffn_params *p = params;
@@ -50,8 +30,7 @@ static void fwd(braid_trainer *tr, const void *params, void *acts, const float *
     const int64_t N = B * T, D = tr->hp.n_embd, I = tr->hp.n_ff;
     lin_fwd(a->gate, xq, tp_fw(tr, p->gate), N, D, I);
     lin_fwd(a->up, xq, tp_fw(tr, p->up), N, D, I);
-    swiglu_job j = {.gate = a->gate, .up = a->up, .h = a->h};
-    pool_parallel_for(N * I, 256, swiglu_fwd_task, &j);
+    swiglu_fwd(a->h, a->gate, a->up, N * I);
     train_act_quant(tr, a->hq, a->h, N, I);
     lin_fwd(y, a->hq, tp_fw(tr, p->down), N, I, D);
 }
@@ -63,8 +42,7 @@ static void bwd(braid_trainer *tr, const void *params, const void *acts, const f
     const int64_t N = B * T, D = tr->hp.n_embd, I = tr->hp.n_ff;
     float *dh = tr->gscratch, *dgate = dh + N * I, *dup = dgate + N * I; /* [N, I] each */
     lin_bwd(dh, 0, tp_g(tr, p->down), dy, a->hq, tp_fw(tr, p->down), N, I, D);
-    swiglu_job j = {.gate = a->gate, .up = a->up, .dh = dh, .dgate = dgate, .dup = dup};
-    pool_parallel_for(N * I, 256, swiglu_bwd_task, &j);
+    swiglu_bwd(dgate, dup, dh, a->gate, a->up, N * I);
     lin_bwd(dxn, 0, tp_g(tr, p->gate), dgate, xq, tp_fw(tr, p->gate), N, D, I);
     lin_bwd(dxn, 1, tp_g(tr, p->up), dup, xq, tp_fw(tr, p->up), N, D, I);
 }

@@ -88,9 +88,6 @@ typedef struct {
     moe_dims d;
     const float *src, *dy;
     float *dst;
-    /* SwiGLU */
-    const float *gate, *up, *dh;
-    float *h, *dgate, *dup;
 } moe_job;
 
 /* s = σ(z) in place, then moe_route per token (sel ascending, weights). */
@@ -110,21 +107,6 @@ static void gather_task(void *arg, int64_t r0, int64_t r1, int32_t thread) {
     const int64_t D = j->d.D;
     for (int64_t r = r0; r < r1; r++)
         memcpy(j->a->xg + r * D, j->src + (j->a->pair[r] / j->d.K) * D, sizeof(float) * (size_t)D);
-}
-
-static void swiglu_fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
-    const moe_job *j = arg;
-    for (int64_t i = i0; i < i1; i++) j->h[i] = tsilu(j->gate[i]) * j->up[i];
-}
-
-/* h = SiLU(gate) ⊙ up */
-static void swiglu_bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
-    const moe_job *j = arg;
-    for (int64_t i = i0; i < i1; i++) {
-        float s = 1.0f / (1.0f + expf(-j->gate[i]));
-        j->dgate[i] = j->dh[i] * j->up[i] * s * (1.0f + j->gate[i] * (1.0f - s));
-        j->dup[i] = j->dh[i] * j->gate[i] * s;
-    }
 }
 
 /* y_t += Σ_k w_k eo[row(t, k)], k ascending (= ascending expert id, moe.c's combine order). */
@@ -232,8 +214,7 @@ static void fwd(braid_trainer *tr, const void *params, void *acts, const float *
         lin_fwd(a->gate + r0 * d.Ie, a->xg + r0 * d.D, expert_w(tr, p->gate, e, d.Ie, d.D), n, d.D, d.Ie);
         lin_fwd(a->up + r0 * d.Ie, a->xg + r0 * d.D, expert_w(tr, p->up, e, d.Ie, d.D), n, d.D, d.Ie);
     }
-    j.gate = a->gate, j.up = a->up, j.h = a->h;
-    pool_parallel_for(d.P * d.Ie, 256, swiglu_fwd_task, &j);
+    swiglu_fwd(a->h, a->gate, a->up, d.P * d.Ie);
     train_act_quant(tr, a->hq, a->h, d.P, d.Ie); /* per row: the same rows moe.c quantizes per expert */
     for (int64_t e = 0; e < d.E; e++) {
         const int64_t r0 = a->first[e], n = a->first[e + 1] - r0;
@@ -245,8 +226,7 @@ static void fwd(braid_trainer *tr, const void *params, void *acts, const float *
     if (d.Ish > 0) {
         lin_fwd(a->sgate, xq, tp_fw(tr, p->sh_gate), d.N, d.D, d.Ish);
         lin_fwd(a->sup, xq, tp_fw(tr, p->sh_up), d.N, d.D, d.Ish);
-        j.gate = a->sgate, j.up = a->sup, j.h = a->sh;
-        pool_parallel_for(d.N * d.Ish, 256, swiglu_fwd_task, &j);
+        swiglu_fwd(a->sh, a->sgate, a->sup, d.N * d.Ish);
         train_act_quant(tr, a->shq, a->sh, d.N, d.Ish);
         lin_fwd(y, a->shq, tp_fw(tr, p->sh_down), d.N, d.Ish, d.D);
     } else {
@@ -275,8 +255,7 @@ static void bwd(braid_trainer *tr, const void *params, const void *acts, const f
     /* shared expert: train_ffn.c's backward, added into dxn */
     if (d.Ish > 0) {
         lin_bwd(dh, 0, tp_g(tr, p->sh_down), dy, a->shq, tp_fw(tr, p->sh_down), d.N, d.Ish, d.D);
-        j.gate = a->sgate, j.up = a->sup, j.dh = dh, j.dgate = dgate, j.dup = dup;
-        pool_parallel_for(d.N * d.Ish, 256, swiglu_bwd_task, &j);
+        swiglu_bwd(dgate, dup, dh, a->sgate, a->sup, d.N * d.Ish);
         lin_bwd(dxn, 1, tp_g(tr, p->sh_gate), dgate, xq, tp_fw(tr, p->sh_gate), d.N, d.D, d.Ish);
         lin_bwd(dxn, 1, tp_g(tr, p->sh_up), dup, xq, tp_fw(tr, p->sh_up), d.N, d.D, d.Ish);
     }
@@ -290,8 +269,7 @@ static void bwd(braid_trainer *tr, const void *params, const void *acts, const f
         lin_bwd(dh + r0 * d.Ie, 0, tp_g(tr, p->down) + e * d.D * d.Ie, drows + r0 * d.D, a->hq + r0 * d.Ie,
                 expert_w(tr, p->down, e, d.D, d.Ie), n, d.Ie, d.D);
     }
-    j.gate = a->gate, j.up = a->up, j.dh = dh, j.dgate = dgate, j.dup = dup;
-    pool_parallel_for(d.P * d.Ie, 256, swiglu_bwd_task, &j);
+    swiglu_bwd(dgate, dup, dh, a->gate, a->up, d.P * d.Ie);
     for (int64_t e = 0; e < d.E; e++) { /* dxg overwrites deo: the down backward above has read all of it */
         const int64_t r0 = a->first[e], n = a->first[e + 1] - r0;
         if (!n) continue;

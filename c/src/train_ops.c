@@ -166,6 +166,38 @@ void rmsnorm_bwd(float *dx_acc, float *dw, const float *dy, const float *x, cons
     if (dw) pool_parallel_for(D, 16, rmsnorm_dw_task, &j);
 }
 
+/* ---- SwiGLU gate ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const float *gate, *up, *dh;
+    float *h, *dgate, *dup;
+} swiglu_job;
+
+static void swiglu_fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
+    const swiglu_job *j = arg;
+    for (int64_t i = i0; i < i1; i++) j->h[i] = tsilu(j->gate[i]) * j->up[i];
+}
+
+/* d/dg SiLU(g) = σ(g)(1 + g(1 − σ(g))) */
+static void swiglu_bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
+    const swiglu_job *j = arg;
+    for (int64_t i = i0; i < i1; i++) {
+        float s = 1.0f / (1.0f + expf(-j->gate[i]));
+        j->dgate[i] = j->dh[i] * j->up[i] * s * (1.0f + j->gate[i] * (1.0f - s));
+        j->dup[i] = j->dh[i] * j->gate[i] * s;
+    }
+}
+
+void swiglu_fwd(float *h, const float *gate, const float *up, int64_t n) {
+    swiglu_job j = {.gate = gate, .up = up, .h = h};
+    pool_parallel_for(n, 256, swiglu_fwd_task, &j);
+}
+
+void swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int64_t n) {
+    swiglu_job j = {.gate = gate, .up = up, .dh = dh, .dgate = dgate, .dup = dup};
+    pool_parallel_for(n, 256, swiglu_bwd_task, &j);
+}
+
 /* ---- causal depthwise conv ------------------------------------------------------------------ */
 
 typedef struct {

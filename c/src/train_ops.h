@@ -48,6 +48,13 @@ static inline float tsilu_grad(float z) {
     return s * (1.0f + z * (1.0f - s));
 }
 
+/* ---- SwiGLU gate (the dense FFN, the MoE experts and shared expert) ---------------- */
+
+/* h[i] = SiLU(gate[i]) · up[i] for n floats (pool). */
+void swiglu_fwd(float *h, const float *gate, const float *up, int64_t n);
+/* dgate, dup (overwritten) from dh for h = SiLU(gate) ⊙ up (pool). */
+void swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, const float *up, int64_t n);
+
 /* ---- causal depthwise conv + SiLU, per sequence (zero history) ----------------------- */
 
 /* For each of B sequences of T rows: z_t[c] = Σ_j w[c, j] x_{t−K+1+j}[c] (x_{<0} = 0), y = SiLU(z). */
