@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- kernels|decode|grammar|valve|train|finetune [options]` — benchmarks, never run by the tests.
+ * `npm run bench -- kernels|decode|grammar|valve|train|finetune|moa [options]` — benchmarks, never run by the tests.
  *
  * Every figure is printed beside a ratio measured in the same run (the host is
  * shared and timings move ±15%): kernels against their scalar reference and
@@ -221,5 +221,6 @@ export async function runBench(args: string[]): Promise<void> {
   if (which === 'valve') return (await import('./bench-valve.ts')).benchValve(rest);
   if (which === 'train') return (await import('./bench-train.ts')).benchTrain(rest);
   if (which === 'finetune') return (await import('./bench-finetune.ts')).benchFinetune(rest);
-  throw new Error(`usage: braid bench <kernels|decode|grammar|valve|train|finetune> [options] (got ${which ?? 'nothing'})`);
+  if (which === 'moa') return (await import('./bench-moa.ts')).benchMoa(rest);
+  throw new Error(`usage: braid bench <kernels|decode|grammar|valve|train|finetune|moa> [options] (got ${which ?? 'nothing'})`);
 }
