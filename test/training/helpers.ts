@@ -4,6 +4,7 @@
  * of an exported model (the reference the quantization-aware forward must equal).
  */
 import { NativeModel } from '../../engine/model/native-model.ts';
+import { exportModel } from '../../engine/training/export-model.ts';
 import type { NativeTrainer } from '../../engine/training/native-trainer.ts';
 
 /** The vocabulary of the committed 4k tokenizer every tiny test model uses. */
@@ -156,4 +157,33 @@ export async function inferenceLoss(
   } finally {
     await model.dispose();
   }
+}
+
+/** Writes the trainer's weights as a GGUF beside the base model's metadata (a test summary). */
+export async function exportForTest(tr: NativeTrainer, basePath: string, outPath: string, steps = 0): Promise<void> {
+  await exportModel(basePath, outPath, tr, {
+    name: 'exported', recipe: 'test', steps, tokens: 0, finalLoss: null, heldOutLoss: null,
+    heldOutBpb: null, seed: 0, configHash: 'test', date: new Date(0),
+  });
+}
+
+/**
+ * `steps` AdamW steps on one batch (off the initial ternary grid, so the export really
+ * requantizes), then the trainer's QAT loss and the C inference engine's loss of the exported
+ * model on that batch: the two must agree (same quantizers, float vs int32 sums).
+ */
+export async function trainedVsServedLoss(
+  tr: NativeTrainer,
+  basePath: string,
+  outPath: string,
+  b: { tokens: Int32Array; targets: Int32Array; B: number; T: number },
+  steps = 3,
+): Promise<{ trained: number; served: number }> {
+  for (let s = 0; s < steps; s++) {
+    const r = await tr.forwardBackward(b.tokens, b.targets, b.B, b.T);
+    await tr.update(3e-3, 1 / r.count);
+  }
+  const trained = (await tr.evaluate(b.tokens, b.targets, b.B, b.T)).lossSum;
+  await exportForTest(tr, basePath, outPath, steps);
+  return { trained, served: await inferenceLoss(outPath, b.tokens, b.targets, b.B, b.T) };
 }

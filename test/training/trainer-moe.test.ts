@@ -22,8 +22,7 @@ import { initLibrary } from '../../engine/binding/library.ts';
 import { chimeraTinyConfig, type ChimeraConfig } from '../../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
 import { NativeTrainer } from '../../engine/training/native-trainer.ts';
-import { exportModel } from '../../engine/training/export-model.ts';
-import { batch, directionalGradCheck, inferenceLoss, TINY_VOCAB } from './helpers.ts';
+import { batch, directionalGradCheck, exportForTest, inferenceLoss, TINY_VOCAB, trainedVsServedLoss } from './helpers.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braid-trainer-moe-'));
 const V = TINY_VOCAB;
@@ -45,11 +44,6 @@ function moeConfig(): ChimeraConfig {
     moe: { layers: [1], expertCount: E, expertUsedCount: 2, sharedExpertCount: 1, feedForwardLength: 128, routedScalingFactor: 1 },
   };
 }
-
-const summary = {
-  name: 'exported', recipe: 'test', steps: 3, tokens: 0, finalLoss: null, heldOutLoss: null,
-  heldOutBpb: null, seed: 0, configHash: 'test', date: new Date(0),
-};
 
 let modelPath: string;
 const paramIndex = (tr: NativeTrainer, name: string): number => {
@@ -99,15 +93,8 @@ describe('MoE trainer quantization-aware forward', () => {
       const B = 2;
       const T = 12;
       const { tokens, targets } = batch(B, T, 9);
-      for (let s = 0; s < 3; s++) {
-        const r = await tr.forwardBackward(tokens, targets, B, T);
-        await tr.update(3e-3, 1 / r.count);
-      }
-      const trained = await tr.evaluate(tokens, targets, B, T);
-      const exported = path.join(dir, 'exported.gguf');
-      await exportModel(modelPath, exported, tr, { ...summary, tokens: 3 * B * T });
-      const lossSum = await inferenceLoss(exported, tokens, targets, B, T);
-      expect(Math.abs(lossSum - trained.lossSum) / trained.lossSum).toBeLessThan(2e-3);
+      const { trained, served } = await trainedVsServedLoss(tr, modelPath, path.join(dir, 'exported.gguf'), { tokens, targets, B, T });
+      expect(Math.abs(served - trained) / trained).toBeLessThan(2e-3);
     } finally {
       tr.dispose();
     }
@@ -148,7 +135,7 @@ describe('MoE selection bias (load rule, not AdamW)', () => {
       expect(Array.from(tr.readParam(bias))).toEqual([f(b2[0]! - GAMMA), f(b2[1]! - GAMMA), f(2 * GAMMA), f(2 * GAMMA)]);
 
       const exported = path.join(dir, 'bias.gguf');
-      await exportModel(modelPath, exported, tr, summary);
+      await exportForTest(tr, modelPath, exported);
       const back = NativeTrainer.open(exported);
       try {
         expect(back.readParam(paramIndex(back, BIAS))).toEqual(tr.readParam(bias));
