@@ -18,13 +18,8 @@
 #include <unistd.h>
 
 #include "../include/braid.h"
+#include "bench_common.h"
 #include "../test/gguf_writer.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
 static float rnd(void) { /* uniform(-1, 1) */

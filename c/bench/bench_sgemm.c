@@ -18,34 +18,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_common.h"
 #include "common.h"
 #include "kernels.h"
 #include "sgemm.h"
 #include "threadpool.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static void *xalloc(size_t bytes) {
-    void *p = aligned_alloc64(bytes);
-    if (!p) {
-        fprintf(stderr, "bench_sgemm: out of memory (%zu bytes)\n", bytes);
-        exit(2);
-    }
-    return p;
-}
 
 static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
 static float rnd_unit(void) { /* uniform in [-1, 1) */
