@@ -1,5 +1,5 @@
 /**
- * The `braid` command: serve, init, train, bench, --help, --version. Returns an exit code
+ * The `braid` command: serve, init, train, convert, bench, --help, --version. Returns an exit code
  * instead of calling process.exit so it can be driven from tests; bad
  * arguments are exit code 2 with a message on stderr.
  */
@@ -15,6 +15,7 @@ Usage:
   braid serve [flags]               start the HTTP server (braid serve --help for flags)
   braid init <out.gguf> [flags]     write a randomly initialised model (braid init --help)
   braid train [flags]               train a model, checkpointed and resumable (braid train --help)
+  braid convert <hf-dir> <out.gguf> import a Hugging Face MoA / Chimera 5.1 checkpoint (braid convert --help)
   braid bench <kernels|decode> ...  run a benchmark (scripts/bench.ts)
   braid --help | --version
 `;
@@ -51,6 +52,11 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
         // Imported here so the other commands never load the trainer.
         const { trainCommand } = await import('./train-command.ts');
         return await trainCommand(rest, io);
+      }
+      case 'convert': {
+        // Imported here so the other commands never load the converter.
+        const { convertCommand } = await import('./convert-command.ts');
+        return await convertCommand(rest, io);
       }
       case 'bench':
         return await benchCommand(rest, io);
