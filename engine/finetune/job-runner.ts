@@ -26,7 +26,7 @@ import { modelFileName, modelPathIn, type TrainContext, type TrainOutcome } from
 
 /** What jobs need of the engine: the load (gate.ts), base models by id, and serving a new model. */
 export interface ModelHost extends InferenceLoad {
-  get(id: string): { readonly info: { readonly id: string; readonly path: string } } | undefined;
+  get(id: string): { readonly info: { readonly id: string; readonly path: string; readonly architecture?: string } } | undefined;
   addModel(path: string): Promise<{ readonly info: { readonly id: string } }>;
 }
 

@@ -86,6 +86,12 @@ export class FineTuning {
   async createJob(input: CreateJobInput): Promise<JobRecord> {
     const base = this.host.get(input.model);
     if (base === undefined) throw new InvalidRequestError(`The model '${input.model}' does not exist or is not loaded.`, 'model', 'model_not_found');
+    // Refused here, as OpenAI refuses a model that cannot be fine-tuned, rather than as a failed job
+    // (the trainer has no MoA backward; the runner checks the file again in case it changed).
+    const arch = base.info.architecture;
+    if (arch !== undefined && arch !== 'chimera') {
+      throw new InvalidRequestError(`Model ${input.model} is not available for fine-tuning: only Chimera models can be fine-tuned, it is "${arch}".`, 'model', 'model_not_available');
+    }
     for (const [param, id] of [['training_file', input.trainingFile], ['validation_file', input.validationFile]] as const) {
       if (id === null) continue;
       const f = this.files.get(id);

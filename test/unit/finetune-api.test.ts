@@ -76,7 +76,14 @@ class Script {
 const served: string[] = [];
 const host: ModelHost = {
   stats: () => ({ activeGenerations: 0, queueDepth: 0 }),
-  get: (id) => (id === 'base' ? { info: { id, path: basePath } } : served.includes(id) ? { info: { id, path: '' } } : undefined),
+  get: (id) =>
+    id === 'base'
+      ? { info: { id, path: basePath, architecture: 'chimera' } }
+      : id === 'metric'
+        ? { info: { id, path: basePath, architecture: 'moa' } }
+        : served.includes(id)
+          ? { info: { id, path: '' } }
+          : undefined,
   addModel: async (p) => {
     const id = readFileSync(p, 'utf8');
     served.push(id);
@@ -156,12 +163,14 @@ describe('job routes and lifecycle', () => {
       [{ ...base, integrations: [{ type: 'wandb', wandb: { project: 'p' } }] }, 'integrations'],
       [{ ...base, validation_file: 'file-123' }, 'validation_file'],
       [{ model: 'base' }, 'training_file'],
+      [{ ...base, model: 'metric' }, 'model'], // a MoA model: the trainer has no MoA backward
     ];
     for (const [body, param] of bad) {
       const res = await api.req('POST', '/v1/fine_tuning/jobs', body);
       expect(res.status, JSON.stringify(body)).toBe(400);
       expect((await errorOf(res)).error.param).toBe(param);
     }
+    expect(api.ft.jobs.list().some((j) => j.model === 'metric')).toBe(false); // refused before a job record exists
     for (const url of ['/v1/fine_tuning/jobs/ftjob-000000000000000000000000', '/v1/fine_tuning/jobs/nope/events']) {
       const res = await api.req('GET', url);
       expect(res.status).toBe(404);
