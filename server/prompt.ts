@@ -98,6 +98,7 @@ export function resolveMaxTokens(
   promptTokens: number,
   contextLength: number,
   param: string,
+  promptParam: string,
 ): number {
   const room = contextLength - promptTokens;
   if (room <= 0 || (requested !== null && requested !== undefined && requested > room)) {
@@ -105,7 +106,7 @@ export function resolveMaxTokens(
     throw invalidRequest(
       `This model's maximum context length is ${contextLength} tokens. However, you requested ${promptTokens + asked} tokens ` +
         `(${promptTokens} in the prompt, ${asked} for the completion). Please reduce the prompt or the completion length.`,
-      room <= 0 ? null : param,
+      room <= 0 ? promptParam : param, // OpenAI blames the prompt when it alone fills the context
       'context_length_exceeded',
     );
   }

@@ -56,7 +56,7 @@ function requestFactory(
   const promptTokens = chatPromptTokens(model, body.messages, true, tools === null ? null : (body.tools ?? null));
   const requested = body.max_completion_tokens ?? body.max_tokens;
   const param = body.max_completion_tokens !== null && body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
-  const maxTokens = resolveMaxTokens(requested, null, promptTokens.length, model.info.contextLength, param);
+  const maxTokens = resolveMaxTokens(requested, null, promptTokens.length, model.info.contextLength, param, 'messages');
   const stop = stopSequences(body.stop);
   const topLogprobs = body.logprobs === true ? (body.top_logprobs ?? 0) : null;
   // Validate sampling once up front (logit_bias ids) so errors come before any output.

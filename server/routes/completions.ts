@@ -75,7 +75,7 @@ export function completionRoutes({ engine }: Deps): Hono<AppEnv> {
     const topLogprobs = body.logprobs ?? null;
     const stop = stopSequences(body.stop);
     const maxTokens = prompts.map((p) =>
-      resolveMaxTokens(body.max_tokens, DEFAULT_MAX_TOKENS, p.tokens.length, model.info.contextLength, 'max_tokens'),
+      resolveMaxTokens(body.max_tokens, DEFAULT_MAX_TOKENS, p.tokens.length, model.info.contextLength, 'max_tokens', 'prompt'),
     );
     samplingOptions(body, 0, model.tokenizer); // validates logit_bias before any work
     const grammar = outputGrammar(body);

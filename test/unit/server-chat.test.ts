@@ -174,6 +174,7 @@ describe('POST /v1/chat/completions (non-stream)', () => {
     [{ presence_penalty: 2.5 }, 'presence_penalty', /at most 2/],
     [{ max_tokens: 0 }, 'max_tokens', /at least 1/],
     [{ max_tokens: 10_000 }, 'max_tokens', /maximum context length/],
+    [{ messages: [{ role: 'user', content: 'long '.repeat(600) }] }, 'messages', /maximum context length/], // the prompt alone
     [{ stream: 'yes' }, 'stream', /expected boolean/],
     [{ stream_options: { include_usage: true } }, 'stream_options', /only allowed when 'stream'/],
     [{ messages: [] }, 'messages', /at least 1 item\b/],
