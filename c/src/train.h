@@ -71,6 +71,7 @@ typedef struct train_layer_ops {
 extern const train_layer_ops train_gdn_ops;   /* train_gdn.c */
 extern const train_layer_ops train_mlstm_ops; /* train_mlstm.c */
 extern const train_layer_ops train_tsp_ops;   /* train_tsp.c */
+extern const train_layer_ops train_titans_ops; /* train_titans.c */
 extern const train_layer_ops train_ffn_ops; /* train_ffn.c */
 extern const train_layer_ops train_moe_ops; /* train_moe.c */
 

@@ -33,8 +33,9 @@ static const train_layer_ops *mixer_ops(mixer_kind k) {
     switch (k) {
     case MIXER_GD: return &train_gdn_ops;
     case MIXER_XM: return &train_mlstm_ops;
+    case MIXER_TM: return &train_titans_ops;
     case MIXER_SK: return &train_tsp_ops;
-    default: return NULL; /* TM: no backward yet */
+    default: return NULL;
     }
 }
 

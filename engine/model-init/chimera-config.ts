@@ -159,8 +159,8 @@ export function validateChimeraConfig(c: ChimeraConfig): void {
       positiveInt(errors, 'titans.headDim', t.headDim);
       positiveInt(errors, 'titans.memoryDim', t.memoryDim);
       positiveInt(errors, 'titans.segmentLength', t.segmentLength);
-      if (!Number.isInteger(t.persistentSlots) || t.persistentSlots < 0)
-        errors.push(`titans.persistentSlots must be a non-negative integer, got ${t.persistentSlots}`);
+      // At least one: a GGUF tensor cannot be empty, so tm_pk / tm_pv need a slot.
+      positiveInt(errors, 'titans.persistentSlots', t.persistentSlots);
       multipleOf128(errors, 'titans.headCount*headDim', t.headCount * t.headDim, 'input of tm_o, tm_km, tm_vm');
       if (!(t.thetaMax > 0 && t.thetaMax < 1000)) errors.push(`titans.thetaMax must be in (0, 1000), got ${t.thetaMax}`);
     }

@@ -204,6 +204,10 @@ describe('writeRandomChimera', () => {
     );
     expect(() => validateChimeraConfig({ ...config, headCount: 3, valueDim: 40 })).toThrow(/headCount\*valueDim = 120/);
     expect(() => validateChimeraConfig({ ...config, layerTypes: ['XX' as 'GD'] })).toThrow(/"XX" is not one of GD/);
+    // tm_pk / tm_pv cannot be empty GGUF tensors
+    const titans = { headCount: 2, headDim: 64, memoryDim: 32, persistentSlots: 0, segmentLength: 8, thetaMax: 0.1 };
+    expect(() => validateChimeraConfig({ ...config, layerTypes: ['GD', 'TM'], titans })).toThrow(/titans.persistentSlots/);
+    expect(() => validateChimeraConfig({ ...config, layerTypes: ['GD', 'TM'], titans: { ...titans, persistentSlots: 1 } })).not.toThrow();
   });
 
   it('Parcae looping: chimera.loop.* metadata and the §2.11 inits (B = C = I, A_log 0, exp(−Δ) = √(1/5))', async () => {
