@@ -1,11 +1,13 @@
-"""Independent PyTorch reference of the GD-only Chimera for the FP32 trainer.
+"""Independent PyTorch reference of the Chimera (every layer kind and block feature) for the golden
+files of the C inference and the FP32 trainer, and the trainer's speed peer.
 
-Model (ARCHITECTURES.md §2.0-2.5; C inference: c/src/chimera.c, gdn.c, ffn.c, kernels_ref.c):
+Model (ARCHITECTURES.md §2.0-2.13; conventions from docs/architecture.md, docs/training.md):
 
   x = E[tokens]                                         token_embd [V, D]
-  per layer:  x += GDN(RMSNorm(x; attn_norm))
-              x += SwiGLU(RMSNorm(x; ffn_norm))
-  h = RMSNorm(x; output_norm);  logits = h E^T          tied head
+  per layer:  x += Mixer(RMSNorm(x; attn_norm))         GD below; XM, TM, SK in mixers_torch.py
+              x += FFN(RMSNorm(x; ffn_norm))            SwiGLU below; MoE in blocks_torch.py
+  looping models: prelude layers, Parcae loop (blocks_torch.parcae), coda layers
+  h = RMSNorm(x; output_norm);  [risk gate, blocks_torch.span_gate];  logits = h E^T   tied head
   loss = SUM over targets != -1 of CE(logits[b,t], targets[b,t])   (natural log)
 
   GDN (per token, heads h):
@@ -26,8 +28,10 @@ BitLinear training semantics (quant=True, the C trainer's): latent FP32 W;
 quant=False: plain float linears on the latent weights (used by the finite-difference check).
 
 CLI (run with Debian's python: /usr/bin/python3, torch 1.13):
-  golden    --model M.gguf --out DIR [--seed S --batch B --seq T --dtype float32|float64 --latent-init dequant|exact]
-  gradcheck --model M.gguf [--batch B --seq T --coords N --seed S]
+  golden    --model M.gguf --out DIR [--seed S --batch B --seq T --dtype float32|float64 --latent-init dequant|exact
+            --loops N --truncation half|full --no-quant]
+  logits    --model M.gguf --out DIR [--seed S]    (golden logits of fixed prompts at every loop count)
+  gradcheck --model M.gguf [--batch B --seq T --coords N --seed S --loops N --truncation full|half --only a,b]
   bench     --model M.gguf --batch B --seq T --steps N --threads 2
   forward   --model M.gguf --tokens FILE.json --out FILE.bin     (logits of one sequence, float32, quant on)
   compare   --model M.gguf --c-logits FILE.bin --tokens FILE.json  (ours vs the C library's logits)
@@ -55,6 +59,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gguf_read import BT2_GROUP, TYPE_BT2, GGUFFile  # noqa: E402
+import blocks_torch as blocks  # noqa: E402
+import mixers_torch as mixers  # noqa: E402
 
 ACT_BLOCK = 64
 SCALE_FLOOR = 1e-6
@@ -88,7 +94,7 @@ def fake_quant_act(x):
         # float32-rounding difference between two implementations could flip an int8 value
         # (relative to |x/s|: float32 noise in x is relative, so a big x/s has a wider uncertain band)
         d = ((v - torch.floor(v) - 0.5).abs() / v.abs().clamp_min(1.0)).masked_fill(v.abs() > 127.5, float("inf"))
-        TIE_WATCH.append(d.amin(dim=(-1, -2)))
+        TIE_WATCH.append(d.amin(dim=(-1, -2)).reshape(-1))  # per token row (batch 1)
     q = torch.round(v).clamp_(-127, 127)
     return (q * s).reshape(shape)
 
@@ -100,28 +106,44 @@ def ste(x, xq):
 
 # ---- model ---------------------------------------------------------------------------------------
 
-class ChimeraGD(torch.nn.Module):
-    """GD-only Chimera with dense SwiGLU FFNs, parameters named and shaped as in the GGUF ([rows, cols])."""
+# Tensors of each layer kind and FFN kind (docs/format.md), the suffixes after "blk.N.".
+GDN_TENSORS = ("gdn_q.weight", "gdn_k.weight", "gdn_v.weight", "gdn_g.weight", "gdn_o.weight", "gdn_a.weight",
+               "gdn_b.weight", "gdn_a_log", "gdn_dt_bias", "gdn_conv_q.weight", "gdn_conv_k.weight",
+               "gdn_conv_v.weight", "gdn_o_norm.weight")
+MIXER_TENSORS = {
+    "GD": GDN_TENSORS,
+    "XM": ("xm_q.weight", "xm_k.weight", "xm_v.weight", "xm_og.weight", "xm_o.weight", "xm_i.weight", "xm_i.bias",
+           "xm_f.weight", "xm_f.bias", "xm_norm.weight", "xm_norm.bias"),
+    "TM": ("tm_q.weight", "tm_k.weight", "tm_v.weight", "tm_o.weight", "tm_km.weight", "tm_vm.weight",
+           "tm_alpha.weight", "tm_alpha.bias", "tm_eta.weight", "tm_eta.bias", "tm_theta.weight", "tm_theta.bias",
+           "tm_persist_k", "tm_persist_v", "tm_mem_w1", "tm_mem_w2"),
+    "SK": GDN_TENSORS + ("sk_sketch.weight", "sk_role.weight", "sk_filler.weight", "sk_energy.weight",
+                         "sk_energy_lambda"),
+}
+DENSE_TENSORS = ("ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")
+MOE_TENSORS = ("ffn_gate_inp.weight", "exp_probs_b.bias", "ffn_gate_exps.weight", "ffn_up_exps.weight",
+               "ffn_down_exps.weight")
+SHARED_TENSORS = ("ffn_gate_shexp.weight", "ffn_up_shexp.weight", "ffn_down_shexp.weight")
+PARCAE_TENSORS = ("parcae.prelude_norm.weight", "parcae.a_log", "parcae.dt_bias", "parcae.b.weight", "parcae.c.weight")
+SPAN_TENSORS = ("output_risk.weight", "output_gate.weight")
 
-    def __init__(self, gguf, quant=True, dtype=torch.float32, latent_init="dequant"):
+
+class Chimera(torch.nn.Module):
+    """The Chimera with every layer kind (GD, XM, TM, SK), dense or MoE FFNs, Parcae looping and the
+    span-engine risk gate; parameters named and shaped as in the GGUF ([rows, cols], 3-D as stored),
+    in the file's tensor order. `loops` (looping models) is the iteration count of every forward;
+    `truncation` ("half" | "full", default the file's chimera.loop.backward_truncation) says which
+    iterations carry gradient."""
+
+    def __init__(self, gguf, quant=True, dtype=torch.float32, latent_init="dequant", loops=None, truncation=None):
         super().__init__()
         md = gguf.metadata
-        refuse = []
-        if md.get("general.architecture") != "chimera":
-            refuse.append(f"general.architecture is {md.get('general.architecture')!r}, not 'chimera'")
-        types = md.get("chimera.layer_types", [])
-        bad = [f"{i}:{t}" for i, t in enumerate(types) if t != "GD"]
-        if bad:
-            refuse.append(f"layer types other than GD ({', '.join(bad)}); only GD mixers are implemented")
-        if md.get("chimera.moe.layers"):
-            refuse.append(f"MoE layers {md['chimera.moe.layers']}; only dense SwiGLU FFNs are implemented")
-        if "chimera.loop.loop" in md:
-            refuse.append("Parcae looping (chimera.loop.*) is not implemented")
-        if md.get("chimera.span_engine.risk_gate", 0):
-            refuse.append("the span-engine risk gate (chimera.span_engine.risk_gate = 1) is not implemented")
-        if refuse:
-            raise SystemExit(f"chimera_torch: {gguf.path}: unsupported model:\n  " + "\n  ".join(refuse))
 
+        def fail(msg):
+            raise SystemExit(f"chimera_torch: {gguf.path}: {msg}")
+
+        if md.get("general.architecture") != "chimera":
+            fail(f"general.architecture is {md.get('general.architecture')!r}, not 'chimera'")
         self.quant = quant
         self.V = md["chimera.vocab_size"]
         self.D = md["chimera.embedding_length"]
@@ -132,25 +154,60 @@ class ChimeraGD(torch.nn.Module):
         self.dv = md["chimera.gdn.value_dim"]
         self.K = md["chimera.gdn.conv_kernel"]
         self.eps = float(np.float32(md["chimera.rms_norm_eps"]))
-        if len(types) != self.L:
-            raise SystemExit(f"chimera_torch: layer_types has {len(types)} entries, block_count is {self.L}")
+        self.types = list(md.get("chimera.layer_types", []))
+        if len(self.types) != self.L:
+            fail(f"layer_types has {len(self.types)} entries, block_count is {self.L}")
+        bad = [f"{i}:{t}" for i, t in enumerate(self.types) if t not in MIXER_TENSORS]
+        if bad:
+            fail(f"unknown layer types {', '.join(bad)} (known: {', '.join(MIXER_TENSORS)})")
+        if "XM" in self.types:
+            self.xm_H, self.xm_d = md["chimera.xlstm.head_count"], md["chimera.xlstm.head_dim"]
+            self.xm_cap = float(np.float32(md["chimera.xlstm.gate_soft_cap"]))
+            self.xm_eps = float(np.float32(md["chimera.xlstm.norm_eps"]))
+        if "TM" in self.types:
+            self.tm_H, self.tm_d = md["chimera.titans.head_count"], md["chimera.titans.head_dim"]
+            self.tm_seg = md["chimera.titans.segment_length"]
+            self.tm_theta_max = float(np.float32(md["chimera.titans.theta_max"]))
+        self.moe_layers = set(md.get("chimera.moe.layers", []))
+        if self.moe_layers:
+            self.moe_E, self.moe_K = md["chimera.moe.expert_count"], md["chimera.moe.expert_used_count"]
+            self.moe_scale = float(np.float32(md.get("chimera.moe.routed_scaling_factor", 1.0)))
+        self.span_gate = bool(md.get("chimera.span_engine.risk_gate", 0))
+        self.looping = "chimera.loop.loop" in md
+        if self.looping:
+            self.prelude_end = md["chimera.loop.prelude"][1] + 1       # layers [0, prelude_end) ...
+            self.loop_end = md["chimera.loop.loop"][1] + 1             # ... [prelude_end, loop_end) looped, then coda
+            self.loop_max = md["chimera.loop.max"]
+            self.loops = md["chimera.loop.default"] if loops is None else loops
+            self.truncation = truncation or md.get("chimera.loop.backward_truncation", "half")
+            if not 1 <= self.loops <= self.loop_max:
+                fail(f"loop count {self.loops} is outside 1..{self.loop_max}")
+            if self.truncation not in ("half", "full"):
+                fail(f"backward truncation {self.truncation!r} is not half or full")
+        elif loops not in (None, 1):
+            fail(f"loop count {loops} for a model without looping (only 1)")
 
-        # Tensor list in docs/format.md order; every one becomes a trainable parameter.
-        names = ["token_embd.weight", "output_norm.weight"]
-        for i in range(self.L):
+        # The tensors this forward reads must be exactly the file's tensors.
+        want = ["token_embd.weight", "output_norm.weight"]
+        want += list(SPAN_TENSORS) if self.span_gate else []
+        want += list(PARCAE_TENSORS) if self.looping else []
+        for i, t in enumerate(self.types):
             b = f"blk.{i}."
-            names += [b + s for s in (
-                "attn_norm.weight", "gdn_q.weight", "gdn_k.weight", "gdn_v.weight", "gdn_g.weight", "gdn_o.weight",
-                "gdn_a.weight", "gdn_b.weight", "gdn_a_log", "gdn_dt_bias", "gdn_conv_q.weight",
-                "gdn_conv_k.weight", "gdn_conv_v.weight", "gdn_o_norm.weight", "ffn_norm.weight",
-                "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight")]
-        missing = [n for n in names if n not in gguf.tensors]
-        if missing:
-            raise SystemExit(f"chimera_torch: {gguf.path}: missing tensors {missing}")
-        self.names = names
-        self.ternary = {n for n in names if gguf.tensors[n].type == TYPE_BT2}
+            want += [b + "attn_norm.weight", b + "ffn_norm.weight"] + [b + s for s in MIXER_TENSORS[t]]
+            if i in self.moe_layers:
+                want += [b + s for s in MOE_TENSORS]
+                if md.get("chimera.moe.shared_expert_count", 0):
+                    want += [b + s for s in SHARED_TENSORS]
+            else:
+                want += [b + s for s in DENSE_TENSORS]
+        missing = sorted(set(want) - set(gguf.tensors))
+        extra = sorted(set(gguf.tensors) - set(want))
+        if missing or extra:
+            fail(f"tensor set differs from this model's: missing {missing}, not read {extra}")
+        self.names = list(gguf.tensors)  # file order (docs/format.md order for files writeRandomChimera writes)
+        self.ternary = {n for n in self.names if gguf.tensors[n].type == TYPE_BT2}
         self.p = {}
-        for n in names:
+        for n in self.names:
             arr = gguf.tensor(n)
             if n in self.ternary and latent_init == "exact":
                 arr = exact_latent(gguf, n)
@@ -159,6 +216,17 @@ class ChimeraGD(torch.nn.Module):
             self.p[n] = t
 
     # -- pieces --
+
+    @staticmethod
+    def tie_watch_merge(mark):
+        """Join the near-tie records appended since len(TIE_WATCH) == mark into one per-token row
+        (a layer that quantizes its tokens in pieces, e.g. TM's per-segment write projections)."""
+        if TIE_WATCH is not None and len(TIE_WATCH) > mark + 1:
+            TIE_WATCH[mark:] = [torch.cat(TIE_WATCH[mark:])]
+
+    @staticmethod
+    def tie_watch_mark():
+        return len(TIE_WATCH) if TIE_WATCH is not None else 0
 
     def rmsnorm(self, x, w):
         # kernels_ref.c rmsnorm_ref: y = w * (x * (1 / sqrt(mean(x^2) + eps)))
@@ -170,7 +238,9 @@ class ChimeraGD(torch.nn.Module):
 
     def weight(self, name):
         W = self.p[name]
-        return ste(W, fake_quant_weight(W)) if self.quant and name in self.ternary else W
+        if not (self.quant and name in self.ternary):
+            return W
+        return ste(W, fake_quant_weight(W.reshape(-1, W.shape[-1])).reshape(W.shape))  # 3-D: stacked matrices
 
     def conv(self, x, w):
         """Causal depthwise conv + SiLU. x [B, T, C], w [C, K] (w[:, K-1] multiplies the current token)."""
@@ -237,15 +307,38 @@ class ChimeraGD(torch.nn.Module):
         up = F.linear(xq, self.weight(b + "ffn_up.weight"))
         return F.linear(self.act(F.silu(gate) * up), self.weight(b + "ffn_down.weight"))
 
+    def block(self, x, i):
+        """Pre-norm residual block i: mixer, then FFN (dense SwiGLU or MoE)."""
+        p, b = self.p, f"blk.{i}."
+        xn = self.rmsnorm(x, p[b + "attn_norm.weight"])
+        kind = self.types[i]
+        mix = {"GD": self.gdn, "XM": lambda z, j: mixers.mlstm(self, z, j), "TM": lambda z, j: mixers.titans(self, z, j),
+               "SK": lambda z, j: mixers.span_knot(self, z, j)}[kind]
+        x = x + mix(xn, i)
+        xn = self.rmsnorm(x, p[b + "ffn_norm.weight"])
+        return x + (blocks.moe(self, xn, i) if i in self.moe_layers else self.ffn(xn, i))
+
     def forward(self, tokens):
-        """tokens int64 [B, T] -> logits [B, T, V]."""
+        """tokens int64 [B, T] -> logits [B, T, V]. Every sequence starts from a fresh state."""
         p = self.p
         x = F.embedding(tokens, p["token_embd.weight"])
-        for i in range(self.L):
-            b = f"blk.{i}."
-            x = x + self.gdn(self.rmsnorm(x, p[b + "attn_norm.weight"]), i)
-            x = x + self.ffn(self.rmsnorm(x, p[b + "ffn_norm.weight"]), i)
+        if not self.looping:
+            for i in range(self.L):
+                x = self.block(x, i)
+        else:
+            for i in range(self.prelude_end):
+                x = self.block(x, i)
+
+            def loop_block(h, k):
+                for i in range(self.prelude_end, self.loop_end):
+                    h = self.block(h, i)
+                return h
+            x = blocks.parcae(self, x, loop_block)
+            for i in range(self.loop_end, self.L):
+                x = self.block(x, i)
         h = self.rmsnorm(x, p["output_norm.weight"])
+        if self.span_gate:
+            h = blocks.span_gate(self, h)
         return F.linear(h, p["token_embd.weight"])
 
     def loss(self, tokens, targets):
@@ -258,13 +351,25 @@ class ChimeraGD(torch.nn.Module):
 def exact_latent(gguf, name):
     """Latent W with fake_quant_weight(W) == the file's scale*w: W = scale*w / mean|w| per 128-group.
     (Plain dequantization W = scale*w re-quantizes to scale*mean|w|*w, i.e. smaller by the group's
-    fraction of nonzero codes, ~0.69 at init; see README.)"""
+    fraction of nonzero codes, ~0.69 at init; see README.) A 3-D tensor (stacked experts) is done
+    per matrix."""
+    if len(gguf.tensors[name].dims) > 2:
+        return exact_latent_dequantized(gguf.tensor(name))
     w, s = gguf.bt2(name)
     rows, cols = w.shape
     wg = w.reshape(rows, cols // BT2_GROUP, BT2_GROUP).astype(np.float64)
     m = np.abs(wg).mean(axis=-1, keepdims=True)
     lat = np.where(m > 0, s[..., None].astype(np.float64) * wg / np.where(m > 0, m, 1), 0.0)
     return lat.reshape(rows, cols).astype(np.float32)
+
+
+def exact_latent_dequantized(deq):
+    """exact_latent from the dequantized values scale*w (float32, any shape, last dim = cols): per
+    group the nonzero entries are ±scale, so mean|w| = (nonzero count)/128; same float64 math."""
+    shape = deq.shape
+    g = deq.reshape(-1, shape[-1] // BT2_GROUP, BT2_GROUP).astype(np.float64)
+    m = (g != 0).mean(axis=-1, keepdims=True)
+    return np.where(m > 0, g / np.where(m > 0, m, 1), 0.0).reshape(shape).astype(np.float32)
 
 
 # ---- batch ---------------------------------------------------------------------------------------
@@ -288,13 +393,14 @@ def draw_batch(seed, B, T, V):
 def cmd_golden(args):
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     g = GGUFFile(args.model)
-    model = ChimeraGD(g, quant=True, dtype=dtype, latent_init=args.latent_init)
+    model = Chimera(g, quant=not args.no_quant, dtype=dtype, latent_init=args.latent_init, loops=args.loops,
+                    truncation=args.truncation)
     tokens, targets = draw_batch(args.seed, args.batch, args.seq, model.V)
     loss, logits = model.loss(torch.from_numpy(tokens), torch.from_numpy(targets))
     loss.backward()
     os.makedirs(args.out, exist_ok=True)
     np_dtype = "<f8" if dtype == torch.float64 else "<f4"
-    suffix = "" if dtype == torch.float32 else "-float64"
+    suffix = ("" if dtype == torch.float32 else "-float64") + ("" if model.quant else "-noquant")
     with open(os.path.join(args.out, "batch.json"), "w") as f:
         json.dump({"seed": args.seed, "batch": args.batch, "seqLen": args.seq,
                    "tokens": tokens.tolist(), "targets": targets.tolist()}, f)
@@ -310,19 +416,22 @@ def cmd_golden(args):
 
     add("logits", logits.detach().reshape(-1, model.V).numpy())
     for n in model.names:
-        add(n, model.p[n].grad.numpy())
+        # no gradient reached it (MoE selection bias, SK sign encoders, ...): the gradient is 0
+        grad = model.p[n].grad
+        add(n, grad.numpy() if grad is not None else np.zeros(tuple(model.p[n].shape)))
     with open(os.path.join(args.out, f"golden{suffix}.bin"), "wb") as f:
         for c in chunks:
             f.write(c)
     index = {
         "model": os.path.basename(args.model),
         "dtype": args.dtype,
-        "quant": True,
+        "quant": model.quant,
         "latentInit": args.latent_init,
         "loss": float(loss.item()),
         "lossReduction": "sum over targets != -1, natural log",
         "countedTargets": int((targets != -1).sum()),
         "offsetUnit": f"{args.dtype} elements from the start of golden{suffix}.bin (little-endian)",
+        **({"loops": model.loops, "truncation": model.truncation} if model.looping else {}),
         "logits": entries[0],
         "tensors": entries[1:],
         "command": "scripts/reference/chimera_torch.py " + " ".join(sys.argv[1:]),
@@ -356,18 +465,24 @@ def cmd_compare_golden(args):
 def cmd_gradcheck(args):
     torch.manual_seed(args.seed)
     g = GGUFFile(args.model)
-    model = ChimeraGD(g, quant=False, dtype=torch.float64)
+    model = Chimera(g, quant=False, dtype=torch.float64, loops=args.loops, truncation=args.truncation)
     tokens, targets = draw_batch(args.seed, args.batch, args.seq, model.V)
     tok, tgt = torch.from_numpy(tokens), torch.from_numpy(targets)
     loss, _ = model.loss(tok, tgt)
     loss.backward()
+    if model.looping and model.truncation != "full":
+        print("gradcheck: note: truncated backprop ('half') is not the derivative of the loss; use --truncation full")
     rng = np.random.default_rng(args.seed)
     print(f"gradcheck: float64, quant off, batch {args.batch}x{args.seq}, loss {loss.item():.6f}, "
           f"{args.coords} coords per tensor (half largest |grad|, half random), central differences h={args.h:g}")
     worst = 0.0
     with torch.no_grad():
         for n in model.names:
+            if args.only and not any(o in n for o in args.only.split(",")):
+                continue
             P = model.p[n]
+            if P.grad is None:
+                P.grad = torch.zeros_like(P)  # no path to the loss (sign encoders, selection bias): FD must be 0 too
             G = P.grad.reshape(-1)
             flat = P.data.reshape(-1)
             half = args.coords // 2
@@ -408,7 +523,7 @@ def cmd_bench(args):
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     g = GGUFFile(args.model)
-    model = ChimeraGD(g, quant=True, dtype=torch.float32)
+    model = Chimera(g, quant=True, dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     rng = np.random.default_rng(0)
     times, cpu, losses = [], [], []
@@ -447,9 +562,67 @@ def _logits_one(model, tokens):
 
 
 def cmd_forward(args):
-    model = ChimeraGD(GGUFFile(args.model), quant=not args.no_quant, latent_init=args.latent_init)
+    model = Chimera(GGUFFile(args.model), quant=not args.no_quant, latent_init=args.latent_init)
     tokens = json.load(open(args.tokens))
     _logits_one(model, tokens).astype("<f4").tofile(args.out)
+
+
+def logit_sequences(V, seed):
+    """The fixed prompts of the logits golden: [0], [V-1, 1, 2], four pseudo-random prompts of 8 tokens,
+    one of 24 and 8 single tokens (numpy PCG64 from `seed`). Position 0 runs every component except the
+    recurrences over time; the 8- and 24-token prompts cross the TM segment boundaries of the
+    all-component model (segments of 4). Several mid-length prompts, because a comparison is tight only
+    up to a prompt's first int8 near-tie (see cmd_logits), which often comes within a few tokens."""
+    rng = np.random.default_rng(seed)
+    return ([[0], [V - 1, 1, 2]] + [rng.integers(0, V, size=8).tolist() for _ in range(4)]
+            + [rng.integers(0, V, size=24).tolist()] + [[int(t)] for t in rng.integers(0, V, size=8)])
+
+
+def cmd_logits(args):
+    """Golden inference logits (issue 4): float32, quant on, latents = the file's weights ("exact"),
+    every position of each prompt from a fresh state, at every loop count 1..chimera.loop.max (1 for
+    a model without looping). Also records, per (loops, prompt), the first position where an int8
+    rounding came within NEAR_TIE of a .5 boundary (where another float32 implementation may round the
+    other way). Writes DIR/logits.json + DIR/logits.bin (float32 [n, V] per run, concatenated)."""
+    global TIE_WATCH
+    g = GGUFFile(args.model)
+    probe = Chimera(g, quant=True, latent_init="exact")
+    seqs = logit_sequences(probe.V, args.seed)
+    loop_counts = list(range(1, probe.loop_max + 1)) if probe.looping else [1]
+    runs, chunks, offset = [], [], 0
+    for loops in loop_counts:
+        model = Chimera(g, quant=True, latent_init="exact", loops=loops if probe.looping else None)
+        for i, seq in enumerate(seqs):
+            TIE_WATCH = []
+            logits = _logits_one(model, seq).astype("<f4")
+            margin = torch.stack(TIE_WATCH).amin(dim=0).numpy()
+            TIE_WATCH = None
+            near = np.nonzero(margin < NEAR_TIE)[0]
+            runs.append({"loops": loops, "sequence": i, "offset": offset, "count": int(logits.size),
+                         "firstNearTie": int(near[0]) if near.size else len(seq),
+                         "minTieMargin": float(margin.min())})
+            chunks.append(logits.tobytes())
+            offset += logits.size
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "logits.bin"), "wb") as f:
+        for c in chunks:
+            f.write(c)
+    index = {
+        "model": os.path.basename(args.model),
+        "dtype": "float32", "quant": True, "latentInit": "exact",
+        "vocab": probe.V,
+        "nearTie": NEAR_TIE,
+        "sequences": seqs,
+        "runs": runs,
+        "offsetUnit": "float32 elements from the start of logits.bin (little-endian); run = [len(sequence), vocab] row-major",
+        "command": "scripts/reference/chimera_torch.py " + " ".join(sys.argv[1:]),
+        "torchVersion": torch.__version__,
+    }
+    with open(os.path.join(args.out, "logits.json"), "w") as f:
+        json.dump(index, f, indent=1)
+        f.write("\n")
+    print(json.dumps({"runs": len(runs), "floats": offset, "out": args.out,
+                      "nearTies": sum(r["firstNearTie"] < len(seqs[r["sequence"]]) for r in runs)}))
 
 
 def cmd_compare(args):
@@ -459,7 +632,7 @@ def cmd_compare(args):
     seqs = json.load(open(args.tokens))
     c_all = np.fromfile(args.c_logits, dtype="<f4")
     for init in args.latent_init.split(","):
-        model = ChimeraGD(g, quant=True, latent_init=init)
+        model = Chimera(g, quant=True, latent_init=init)
         at, rels, scale_all = 0, [], 0.0
         print(f"latent init {init!r}:")
         before = []  # max rel error over positions before the first near-tie (no flip possible there)
@@ -467,7 +640,7 @@ def cmd_compare(args):
             global TIE_WATCH
             TIE_WATCH = []
             ours = _logits_one(model, s).astype(np.float64)
-            margin = torch.stack(TIE_WATCH).amin(dim=0)[0].numpy()  # [T]
+            margin = torch.stack(TIE_WATCH).amin(dim=0).numpy()  # [T]
             TIE_WATCH = None
             near = np.nonzero(margin < NEAR_TIE)[0]
             first_tie = int(near[0]) if near.size else len(s)
@@ -504,6 +677,9 @@ def main():
     s.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     s.add_argument("--latent-init", choices=["dequant", "exact"], default="dequant",
                    help="dequant (spec): BT2 latent = scale*w; exact: scale*w/mean|w| so fake-quant gives the file's weights")
+    s.add_argument("--loops", type=int, default=None, help="Parcae loop count (default: the file's chimera.loop.default)")
+    s.add_argument("--no-quant", action="store_true", help="plain float forward (the trainer's braid_trainer_set_quant(tr, 0))")
+    s.add_argument("--truncation", choices=["half", "full"], default=None, help="default: the file's backward_truncation")
     s = sub.add_parser("compare-golden", help="compare two golden.json (+ .bin) files")
     s.add_argument("a")
     s.add_argument("b")
@@ -514,6 +690,9 @@ def main():
     s.add_argument("--coords", type=int, default=8)
     s.add_argument("--seed", type=int, default=3)
     s.add_argument("--h", type=float, default=1e-5)
+    s.add_argument("--loops", type=int, default=None)
+    s.add_argument("--truncation", choices=["half", "full"], default="full")
+    s.add_argument("--only", default="", help="comma list of substrings: check only tensors whose name contains one")
     s = sub.add_parser("bench", help="training tokens/s (forward+backward+AdamW, float32, quant on)")
     s.add_argument("--model", required=True)
     s.add_argument("--batch", type=int, default=8)
@@ -532,9 +711,13 @@ def main():
     s.add_argument("--tokens", required=True)
     s.add_argument("--c-logits", required=True)
     s.add_argument("--latent-init", default="exact,dequant", help="comma list of dequant, exact")
+    s = sub.add_parser("logits", help="golden inference logits of fixed prompts at every loop count (logits.json/.bin)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
     {"golden": cmd_golden, "compare-golden": cmd_compare_golden, "gradcheck": cmd_gradcheck, "bench": cmd_bench,
-     "forward": cmd_forward, "compare": cmd_compare}[args.cmd](args)
+     "forward": cmd_forward, "compare": cmd_compare, "logits": cmd_logits}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -17,36 +17,13 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chimeraTinyConfig, type ChimeraConfig } from '../../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
-import { readTokenizerSpec, type TokenizerSpec } from '../../engine/tokenizer/spec.ts';
+import { readTokenizerSpec } from '../../engine/tokenizer/spec.ts';
+import { smallTokenizer } from './small-tokenizer.ts';
 
 const SEED = 7;
 const VOCAB = 512;
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const out = resolve(process.argv[2] ?? join(root, 'test/golden/train-tiny/model.gguf'));
-
-/** The first `vocab` tokens of a byte-level BPE: bytes, the first merges, then the control tokens. */
-function smallTokenizer(full: TokenizerSpec, vocab: number): TokenizerSpec {
-  const control = full.tokens.map((_, i) => i).filter((i) => full.token_type[i] !== 1);
-  const keep = vocab - control.length; // 256 bytes + merges
-  const merges = full.merges.slice(0, keep - 256);
-  // in the 4k tokenizer token 256 + i is the result of merge i; check before relying on it
-  merges.forEach((m, i) => {
-    if (m.replace(' ', '') !== full.tokens[256 + i]) throw new Error(`merge ${i} "${m}" is not token ${256 + i}`);
-  });
-  const ids = [...Array.from({ length: keep }, (_, i) => i), ...control];
-  const remap = (id: number): number => ids.indexOf(id);
-  return {
-    ...full,
-    name: `${full.name}-cut${vocab}`,
-    tokens: ids.map((i) => full.tokens[i]!),
-    token_type: ids.map((i) => full.token_type[i]!),
-    merges,
-    bos_token_id: remap(full.bos_token_id),
-    eos_token_id: remap(full.eos_token_id),
-    padding_token_id: remap(full.padding_token_id),
-    provenance: `${full.provenance}; cut to ${vocab} tokens (bytes, first ${merges.length} merges, control tokens) by scripts/reference/make-tiny-model.ts`,
-  };
-}
 
 const config: ChimeraConfig = {
   ...chimeraTinyConfig(VOCAB),
