@@ -7,11 +7,11 @@
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { initLibrary, systemInfo } from './binding/library.ts';
-import { renderChatTemplate } from './chat/template.ts';
+import { defaultChatTemplate, renderChatTemplate } from './chat/template.ts';
 import { InvalidRequestError } from './errors.ts';
 import { generate, type GenerationContext } from './generation/generate.ts';
 import { readGguf } from './gguf/reader.ts';
-import { metaOptNumber, metaOptString, type GgufMetadata } from './gguf/types.ts';
+import { metaOptNumber, metaOptString, metaStringArray, type GgufMetadata } from './gguf/types.ts';
 import { NativeModel } from './model/native-model.ts';
 import { Scheduler, Slot } from './scheduler.ts';
 import { loadTokenizer } from './tokenizer/load.ts';
@@ -92,7 +92,7 @@ class EngineModel implements LoadedModel {
   constructor(
     readonly info: ModelInfo,
     readonly tokenizer: Tokenizer,
-    private readonly chatTemplate: string | undefined,
+    private readonly chatTemplate: string,
     readonly native: NativeModel,
     readonly scheduler: Scheduler,
     telemetry: Telemetry,
@@ -182,15 +182,19 @@ async function loadModel(
     nEmbd: nativeModel.nEmbd,
     nLayer: nativeModel.nLayer,
     // Recurrent layers have no hard limit; the nominal training context is the
-    // promise we make (and what bounds prompt + max_tokens).
-    contextLength: metaOptNumber(meta, `${architecture}.context_length`) ?? 4096,
+    // promise we make (and what bounds prompt + max_tokens). MoA's KV cache is
+    // sized for max_position_embeddings, a hard limit (an eval past it fails).
+    contextLength:
+      metaOptNumber(meta, `${architecture}.context_length`) ??
+      metaOptNumber(meta, `${architecture}.max_position_embeddings`) ??
+      4096,
     tensorBytes: nativeModel.tensorBytes,
   };
   const scheduler = new Scheduler(slots, opts.maxQueue);
   return new EngineModel(
     info,
     tokenizer,
-    metaOptString(meta, 'tokenizer.chat_template'),
+    metaOptString(meta, 'tokenizer.chat_template') ?? defaultChatTemplate(metaStringArray(meta, 'tokenizer.ggml.tokens')),
     nativeModel,
     scheduler,
     telemetry,

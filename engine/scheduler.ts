@@ -4,6 +4,9 @@
  * remembers which tokens its state has consumed, so a prompt that extends that
  * history (the next turn of a chat) only evaluates the new suffix.
  *
+ * A MoA context (KV cache) can also rewind, so a prompt that shares only a prefix with the
+ * history (an edited or regenerated turn) drops the rest and evaluates from the fork.
+ *
  * Parcae looping models: a token's contribution to the state depends on the loop count it was
  * evaluated with (docs/architecture.md), so the history is (token, loops) pairs and a prefix is
  * reused only if both match. Non-looping models always use 1.
@@ -24,11 +27,22 @@ export class Slot {
 
   /**
    * How many leading tokens of `prompt` the current state already covers (0 if unusable), when
-   * the prompt is to be evaluated with `loops` loops per token.
+   * the prompt is to be evaluated with `loops` loops per token. A context that can rewind (MoA's
+   * KV cache) keeps the longest common prefix and drops the rest of its history; a recurrent one
+   * only reuses a history that is a whole prefix of the prompt.
    */
   reusableLength(prompt: readonly number[], loops = 1): number {
     const h = this.history;
-    if (h === null || h.length === 0 || h.length > prompt.length || !this.ctx.usable) return 0;
+    if (h === null || h.length === 0 || !this.ctx.usable) return 0;
+    if (this.ctx.model.canRewind) {
+      const most = Math.min(h.length, prompt.length);
+      let n = 0;
+      while (n < most && h[n] === prompt[n] && this.historyLoops[n] === loops) n++;
+      // The prompt's last logits are needed: known only when it is exactly the history.
+      if (n === prompt.length && (n !== h.length || this.lastLogits === null)) n--;
+      return n;
+    }
+    if (h.length > prompt.length) return 0;
     for (let i = 0; i < h.length; i++) if (h[i] !== prompt[i] || this.historyLoops[i] !== loops) return 0;
     if (h.length === prompt.length && this.lastLogits === null) return 0;
     return h.length;
@@ -47,6 +61,7 @@ export class Slot {
     const reused = opts.allLogits ? 0 : this.reusableLength(prompt, loops);
     if (reused === prompt.length && this.lastLogits !== null) return { logits: this.lastLogits, reused };
     if (reused === 0) await this.reset();
+    else if (this.history !== null && reused < this.history.length) await this.rewindTo(reused);
     const logits = await this.run(prompt.slice(reused), opts.allLogits, opts.signal, loops);
     return { logits, reused };
   }
@@ -70,6 +85,17 @@ export class Slot {
     }
   }
 
+  /** Keeps the first n tokens of the history (rewindable contexts only). */
+  private async rewindTo(n: number): Promise<void> {
+    const h = this.history;
+    if (h === null) throw new Error('slot state is unknown; prefill from scratch first');
+    this.history = null; // unknown until the call succeeds
+    this.lastLogits = null;
+    await this.ctx.rewind(h.length - n);
+    this.history = h.slice(0, n);
+    this.historyLoops = this.historyLoops.slice(0, n);
+  }
+
   private async reset(): Promise<void> {
     this.history = null;
     this.lastLogits = null;
@@ -85,7 +111,19 @@ export class Slot {
     this.lastLogits = null;
     const looping = this.ctx.model.loopMax > 0;
     if (!looping && loops !== 1) throw new Error(`a model without looping runs 1 loop, not ${loops}`);
-    const logits = await this.ctx.eval(tokens, looping ? { allLogits, signal, loops } : { allLogits, signal });
+    let logits: Float32Array;
+    try {
+      logits = await this.ctx.eval(tokens, looping ? { allLogits, signal, loops } : { allLogits, signal });
+    } catch (e) {
+      // A cancelled MoA eval keeps the pieces that completed: the history is what nPast covers.
+      if (this.ctx.usable && this.ctx.model.canRewind) {
+        const kept = tokens.slice(0, this.ctx.nPast - before.length);
+        before.push(...kept);
+        for (let i = 0; i < kept.length; i++) this.historyLoops.push(loops);
+        this.history = before;
+      }
+      throw e;
+    }
     before.push(...tokens);
     for (let i = 0; i < tokens.length; i++) this.historyLoops.push(loops);
     this.history = before;

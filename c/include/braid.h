@@ -114,6 +114,21 @@ BRAID_API int32_t braid_context_eval(braid_context *ctx, const int32_t *tokens, 
 BRAID_API int32_t braid_context_set_loops(braid_context *ctx, int32_t n_loops);
 BRAID_API int32_t braid_context_loops(const braid_context *ctx);
 
+/* Parcae adaptive exit (§2.11, eval only; opt-in): with threshold > 0, each token stops looping
+ * after iteration k once mean_j |h_k − h_{k−1}| < threshold (h_0 = 0) and k >= min_loops;
+ * braid_context_set_loops stays the cap. The decision is per token, on its own iterates, and a
+ * token that stops early leaves the states of the iterations it skipped frozen (the rule above),
+ * so the result equals set_loops with the counts the tokens chose, evaluated token by token, and
+ * still does not depend on how tokens are grouped into eval calls (prefill == decode, bit for
+ * bit). threshold 0 turns it off (the default; also after reset). 1 <= min_loops <=
+ * braid_model_loop_max; a model without looping accepts only threshold 0. Invalid values return
+ * BRAID_ERR_INVALID_ARG and leave the setting unchanged. */
+BRAID_API int32_t braid_context_set_loop_exit(braid_context *ctx, float threshold, int32_t min_loops);
+/* Iterations the last token of the last successful eval ran (1 for a model without looping;
+ * 0 after new/reset), and the sum over all tokens of that eval. */
+BRAID_API int32_t braid_context_last_loops(const braid_context *ctx);
+BRAID_API int64_t braid_context_last_loop_sum(const braid_context *ctx);
+
 /* Like eval, but writes the final-norm hidden state ([n_tokens][n_embd]) instead of logits
  * (after the span-engine risk gate when the model has one: the state the LM head reads). */
 BRAID_API int32_t braid_context_eval_hidden(braid_context *ctx, const int32_t *tokens, int32_t n_tokens,

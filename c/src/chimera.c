@@ -116,26 +116,46 @@ static int32_t run_block(braid_context *ctx, int32_t il, int32_t copy, int64_t n
     return BRAID_OK;
 }
 
+/* Mean |a − b| over D floats, accumulated in double (the adaptive exit's convergence measure). */
+static double mean_abs_diff(const float *a, const float *b, int64_t D) {
+    double s = 0;
+    for (int64_t j = 0; j < D; j++) s += fabs((double)a[j] - (double)b[j]);
+    return s / (double)D;
+}
+
 /* Parcae (§2.11) on x [n, D] = the prelude output; leaves the coda input in x.
  *   e ← RMSNorm(x; prelude_norm);  inj ← Δ ⊙ (B e)
  *   h₀ = 0;  for k = 1..n_loops:  h ← R_k(Ā ⊙ h + inj)      R_k = the loop layers with state copy k-1
  *   x ← C h
- * Every token of the call runs n_loops iterations; iterations k > n_loops are not run, so
- * their states stay as they were (frozen; docs/architecture.md). B and C are float linears
- * (F32 or F16) through linear_run (row-equal kernels), so batching does not change the bits. */
+ * Without adaptive exit every token of the call runs n_loops iterations; iterations k > n_loops
+ * are not run, so their states stay as they were (frozen; docs/architecture.md). With adaptive
+ * exit (ctx->loop_exit > 0) a token stops after iteration k ≥ loop_exit_min once
+ * mean|h_k − h_{k−1}| < loop_exit: the rows still looping are compacted in token order (x, inj,
+ * loop_prev; loop_row maps row → token), so iteration k+1's states see exactly the tokens that
+ * run it, in order — the frozen rule per token, the same bits as token by token with those
+ * counts. B and C are float linears (F32 or F16) through linear_run (row-equal kernels), so
+ * batching does not change the bits. */
 static int32_t parcae_loop(braid_context *ctx, int64_t n) {
     const braid_model *m = ctx->model;
     const model_hparams *hp = &m->hp;
     const parcae_weights *pw = &m->parcae;
     const int64_t D = hp->n_embd;
+    const int32_t n_loops = ctx->n_loops;
+    const int exit_on = ctx->loop_exit > 0.0f && ctx->loop_exit_min < n_loops;
     rmsnorm_rows(ctx->xn, ctx->x, pw->prelude_norm, n, D, hp->rms_eps);
     linear_op b = {.y = ctx->inj, .ldy = D, .fm = pw->b, .rows = D};
     linear_run(&b, 1, NULL, ctx->xn, n, D);
     for (int64_t t = 0; t < n; t++)
         for (int64_t j = 0; j < D; j++) ctx->inj[t * D + j] *= pw->delta[j];
-    for (int32_t k = 0; k < ctx->n_loops; k++) {
+    int64_t live = n; /* rows still looping: the first `live` rows of x, inj, loop_prev */
+    if (exit_on) {
+        for (int64_t t = 0; t < n; t++) ctx->loop_row[t] = (int32_t)t;
+        memset(ctx->loop_prev, 0, sizeof(float) * (size_t)(n * D)); /* h_0 = 0 */
+    }
+    ctx->last_loop_sum = 0;
+    for (int32_t k = 0; k < n_loops && live > 0; k++) {
         /* x holds h_k; h_0 = 0 so the first input is inj exactly */
-        for (int64_t t = 0; t < n; t++) {
+        for (int64_t t = 0; t < live; t++) {
             float *xt = ctx->x + t * D;
             const float *it = ctx->inj + t * D;
             if (k == 0)
@@ -144,10 +164,36 @@ static int32_t parcae_loop(braid_context *ctx, int64_t n) {
                 for (int64_t j = 0; j < D; j++) xt[j] = pw->abar[j] * xt[j] + it[j];
         }
         for (int32_t il = hp->loop.loop0; il < hp->loop.coda0; il++) {
-            int32_t st = run_block(ctx, il, k, n);
+            int32_t st = run_block(ctx, il, k, live);
             if (st) return st;
         }
+        ctx->last_loop_sum += live;
+        if (!exit_on) continue;
+        /* x holds h_{k+1}, loop_prev h_k: rows that stop (or reach the cap) move to loop_out */
+        const int32_t done = k + 1;
+        const int may_stop = done >= ctx->loop_exit_min;
+        int64_t keep = 0;
+        for (int64_t r = 0; r < live; r++) {
+            float *xr = ctx->x + r * D;
+            const int32_t tok = ctx->loop_row[r];
+            if (done == n_loops || (may_stop && mean_abs_diff(xr, ctx->loop_prev + r * D, D) < (double)ctx->loop_exit)) {
+                memcpy(ctx->loop_out + (int64_t)tok * D, xr, sizeof(float) * (size_t)D);
+                if (tok == n - 1) ctx->last_loops = done;
+                continue;
+            }
+            if (keep != r) { /* stable compaction: row r → row keep < r */
+                memcpy(ctx->x + keep * D, xr, sizeof(float) * (size_t)D);
+                memcpy(ctx->inj + keep * D, ctx->inj + r * D, sizeof(float) * (size_t)D);
+            }
+            memcpy(ctx->loop_prev + keep * D, ctx->x + keep * D, sizeof(float) * (size_t)D);
+            ctx->loop_row[keep++] = tok;
+        }
+        live = keep;
     }
+    if (exit_on)
+        memcpy(ctx->x, ctx->loop_out, sizeof(float) * (size_t)(n * D));
+    else
+        ctx->last_loops = n_loops;
     linear_op c = {.y = ctx->y, .ldy = D, .fm = pw->c, .rows = D};
     linear_run(&c, 1, NULL, ctx->x, n, D);
     memcpy(ctx->x, ctx->y, sizeof(float) * (size_t)(n * D));

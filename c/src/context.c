@@ -195,7 +195,12 @@ static void layout(braid_context *ctx, carver *c) {
         e->eo = CARVE_F(B * D);
         e->slot = CARVE_F(B * K * D);
     }
-    if (hp->loop.enabled) ctx->inj = CARVE_F(B * D);
+    if (hp->loop.enabled) {
+        ctx->inj = CARVE_F(B * D);
+        ctx->loop_prev = CARVE_F(B * D);
+        ctx->loop_out = CARVE_F(B * D);
+        ctx->loop_row = carve(c, (size_t)B * sizeof(int32_t));
+    }
     if (hp->span_gate) {
         ctx->span_in = CARVE_F(B * (D + 1));
         ctx->span_g = CARVE_F(B * D);
@@ -214,6 +219,7 @@ BRAID_API int32_t braid_context_new(const braid_model *model, int32_t max_batch,
     ctx->model = model;
     ctx->max_batch = max_batch;
     ctx->n_loops = hp->loop.def;
+    ctx->loop_exit_min = 1;
     atomic_init(&ctx->abort, 0);
     if (model->moa) { /* the MoA architecture keeps its own cache and scratch (moa_state.c) */
         int32_t st = moa_context_init(ctx);
@@ -283,6 +289,7 @@ static int32_t run(braid_context *ctx, const int32_t *tokens, int32_t n, int all
         st = chimera_forward(ctx, tokens, n, all_logits, logits, hidden);
     }
     if (st) return st;
+    if (!ctx->model->hp.loop.enabled) ctx->last_loops = 1, ctx->last_loop_sum = n; /* else parcae_loop sets them */
     ctx->n_past += n;
     braid_clear_error();
     return BRAID_OK;
@@ -310,6 +317,10 @@ static int32_t context_reset_impl(braid_context *ctx) {
         memset(ctx->state, 0, (size_t)ctx->model->state_floats * sizeof(float));
     ctx->n_past = 0;
     ctx->n_loops = ctx->model->hp.loop.def;
+    ctx->loop_exit = 0.0f;
+    ctx->loop_exit_min = 1;
+    ctx->last_loops = 0;
+    ctx->last_loop_sum = 0;
     braid_clear_error();
     return BRAID_OK;
 }
@@ -326,6 +337,25 @@ static int32_t context_set_loops_impl(braid_context *ctx, int32_t n_loops) {
 }
 
 BRAID_API int32_t braid_context_loops(const braid_context *ctx) { return ctx ? ctx->n_loops : 0; }
+
+static int32_t context_set_loop_exit_impl(braid_context *ctx, float threshold, int32_t min_loops) {
+    if (!ctx) return braid_fail(BRAID_ERR_INVALID_ARG, "set_loop_exit: ctx is NULL");
+    if (!(threshold >= 0.0f) || !isfinite(threshold))
+        return braid_fail(BRAID_ERR_INVALID_ARG, "set_loop_exit: threshold %g is not a finite number >= 0", (double)threshold);
+    const int32_t max = ctx->model->hp.loop.max;
+    if (threshold > 0.0f && !ctx->model->hp.loop.enabled)
+        return braid_fail(BRAID_ERR_INVALID_ARG, "set_loop_exit: the model does not loop (only threshold 0 is accepted)");
+    if (ctx->model->hp.loop.enabled && (min_loops < 1 || min_loops > max))
+        return braid_fail(BRAID_ERR_INVALID_ARG, "set_loop_exit: min_loops %d is outside [1, %d] (chimera.loop.max)",
+                          min_loops, max);
+    ctx->loop_exit = threshold;
+    ctx->loop_exit_min = min_loops < 1 ? 1 : min_loops;
+    braid_clear_error();
+    return BRAID_OK;
+}
+
+BRAID_API int32_t braid_context_last_loops(const braid_context *ctx) { return ctx ? ctx->last_loops : 0; }
+BRAID_API int64_t braid_context_last_loop_sum(const braid_context *ctx) { return ctx ? ctx->last_loop_sum : 0; }
 
 BRAID_API void braid_context_abort(braid_context *ctx) {
     if (ctx) atomic_store(&ctx->abort, 1);
@@ -478,6 +508,10 @@ BRAID_API int32_t braid_context_reset(braid_context *ctx) { return recorded(ctx,
 
 BRAID_API int32_t braid_context_set_loops(braid_context *ctx, int32_t n_loops) {
     return recorded(ctx, context_set_loops_impl(ctx, n_loops));
+}
+
+BRAID_API int32_t braid_context_set_loop_exit(braid_context *ctx, float threshold, int32_t min_loops) {
+    return recorded(ctx, context_set_loop_exit_impl(ctx, threshold, min_loops));
 }
 
 BRAID_API int32_t braid_context_state_save(const braid_context *ctx, uint8_t *buf, int64_t buf_size) {

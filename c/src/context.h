@@ -22,6 +22,10 @@ struct braid_context {
     int64_t n_past;
     atomic_int abort;
     int32_t n_loops;    /* Parcae loop count of the next evals (1 without looping) */
+    float loop_exit;    /* Parcae adaptive exit: stop a token when mean|h_k − h_{k−1}| < this (0: off) */
+    int32_t loop_exit_min; /* ... but never before this many iterations */
+    int32_t last_loops;    /* iterations the last token of the last eval ran */
+    int64_t last_loop_sum; /* iterations summed over the tokens of the last eval */
 
     float *state;       /* [model->state_floats] */
 
@@ -39,6 +43,9 @@ struct braid_context {
     float *span_in;     /* [B, D+1] span gate input [h ; risk] */
     float *span_g;      /* [B, D] span gate pre-activations */
     float *inj;         /* [B, D] Parcae injection Δ ⊙ (B e) (looping models) */
+    float *loop_prev;   /* [B, D] previous iterate h_{k−1} of the tokens still looping (adaptive exit) */
+    float *loop_out;    /* [B, D] each token's last iterate, in token order (adaptive exit) */
+    int32_t *loop_row;  /* [B] token index of each row still looping (adaptive exit) */
     act_q8 *act;        /* [B] quantized rows, each act_cols wide */
     act_q8 *act2;       /* [B] more rows of the same width (MoE expert hidden) */
     int64_t act_cols;   /* widest BitLinear input: max(D, I, every family's inner width) */

@@ -592,6 +592,155 @@ static void test_loop_context(void) {
     unlink(tmp_path("noloop.gguf"));
 }
 
+/* Adaptive exit, token by token: reset, cap `cap` loops, exit at (th, minl); counts[t] = the
+ * iterations token t ran (braid_context_last_loops after its eval). */
+static int exit_stepwise(braid_context *ctx, const int32_t *tok, int T, int V, int cap, float th, int minl, float *out,
+                         int *counts) {
+    int ok = braid_context_reset(ctx) == BRAID_OK && braid_context_set_loops(ctx, cap) == BRAID_OK &&
+             braid_context_set_loop_exit(ctx, th, minl) == BRAID_OK;
+    for (int t = 0; t < T; t++) {
+        ok &= braid_context_eval(ctx, tok + t, 1, 1, out + (int64_t)t * V) == BRAID_OK;
+        counts[t] = braid_context_last_loops(ctx);
+    }
+    return ok;
+}
+
+/* Parcae adaptive exit (§2.11, docs/architecture.md): threshold 0 is today's bits; per token,
+ * never before min_loops, never past the cap; prefill (any grouping) == token by token; and the
+ * result equals exit off with set_loops = the counts the tokens chose (the frozen rule). */
+static void test_loop_exit(void) {
+    lcfg c = loop_cfg();
+    const char *path = tmp_path("loop_exit.gguf");
+    make_model(path, c);
+    braid_model *m = load_ok(path);
+    if (!m) return;
+    enum { T = 27, MB = 32, CAP = 4, MINL = 2 };
+    const int V = c.V;
+    const size_t bytes = sizeof(float) * T * (size_t)V;
+    braid_context *ctx = NULL;
+    CHECK(braid_context_new(m, MB, &ctx) == BRAID_OK, "context_new");
+    float *base = malloc(bytes), *a = malloc(bytes), *b = malloc(bytes);
+    int32_t tok[T];
+    int counts[T], loops[T];
+    for (int i = 0; i < T; i++) tok[i] = (int32_t)(rng_u64() % (uint64_t)V);
+
+    /* settings: validation, and a rejected value leaves the setting as it was */
+    CHECK(braid_context_set_loop_exit(ctx, -0.1f, 1) == BRAID_ERR_INVALID_ARG, "negative threshold accepted");
+    CHECK(braid_context_set_loop_exit(ctx, NAN, 1) == BRAID_ERR_INVALID_ARG, "NaN threshold accepted");
+    CHECK(braid_context_set_loop_exit(ctx, INFINITY, 1) == BRAID_ERR_INVALID_ARG, "infinite threshold accepted");
+    CHECK(braid_context_set_loop_exit(ctx, 0.01f, 0) == BRAID_ERR_INVALID_ARG, "min_loops 0 accepted");
+    CHECK(braid_context_set_loop_exit(ctx, 0.01f, CAP + 1) == BRAID_ERR_INVALID_ARG &&
+              strstr(braid_context_last_error(ctx), "[1, 4]"),
+          "min_loops past chimera.loop.max accepted: %s", braid_context_last_error(ctx));
+    CHECK(braid_context_last_loops(ctx) == 0 && braid_context_last_loop_sum(ctx) == 0, "counts before any eval");
+
+    /* exit off (the default) at the cap, and threshold 0 set explicitly: the same bits */
+    braid_context_set_loops(ctx, CAP);
+    CHECK(braid_context_eval(ctx, tok, T, 1, base) == BRAID_OK, "eval off");
+    CHECK(braid_context_last_loops(ctx) == CAP && braid_context_last_loop_sum(ctx) == (int64_t)T * CAP,
+          "exit off: last %d, sum %lld", braid_context_last_loops(ctx), (long long)braid_context_last_loop_sum(ctx));
+    braid_context_reset(ctx);
+    braid_context_set_loops(ctx, CAP);
+    CHECK(braid_context_set_loop_exit(ctx, 0.0f, MINL) == BRAID_OK, "threshold 0");
+    CHECK(braid_context_eval(ctx, tok, T, 1, a) == BRAID_OK, "eval threshold 0");
+    CHECK(memcmp(a, base, bytes) == 0, "threshold 0 changes the bits");
+
+    /* a threshold nothing passes runs to the cap; one everything passes stops at min_loops */
+    CHECK(exit_stepwise(ctx, tok, T, V, CAP, 1e-30f, MINL, a, counts), "tiny threshold");
+    CHECK(memcmp(a, base, bytes) == 0, "a threshold no token reaches still changes the bits");
+    CHECK(exit_stepwise(ctx, tok, T, V, CAP, 1e30f, MINL, a, counts), "huge threshold");
+    int at_min = 0;
+    for (int t = 0; t < T; t++) at_min += counts[t] == MINL;
+    for (int t = 0; t < T; t++) loops[t] = MINL;
+    braid_context_reset(ctx);
+    CHECK(eval_stepwise(ctx, tok, loops, T, V, b), "min_loops fixed");
+    CHECK(at_min == T && memcmp(a, b, bytes) == 0, "huge threshold: %d of %d tokens at min_loops, bits %s", at_min, T,
+          memcmp(a, b, bytes) ? "differ from min_loops fixed" : "equal");
+
+    /* a threshold between: the median of each token's change at iteration MINL.. found by search
+     * (geometric steps), so that some tokens stop early and some run to the cap */
+    float th = 0.0f;
+    int lo = 0, hi = 0;
+    for (int e = -40; e <= 40 && th == 0.0f; e++) {
+        float cand = powf(10.0f, (float)e / 8.0f);
+        CHECK(exit_stepwise(ctx, tok, T, V, CAP, cand, MINL, a, counts), "search");
+        lo = hi = 0;
+        for (int t = 0; t < T; t++) lo += counts[t] < CAP, hi += counts[t] == CAP;
+        if (lo >= 3 && hi >= 3) th = cand;
+    }
+    CHECK(th > 0.0f, "no threshold gives a mix of early exits and full-depth tokens");
+    printf("adaptive exit: threshold %g: %d of %d tokens stop early, %d run to the cap %d\n", (double)th, lo, T, hi, CAP);
+    CHECK(exit_stepwise(ctx, tok, T, V, CAP, th, MINL, a, counts), "stepwise at th");
+    int64_t sum = 0;
+    int bad = 0;
+    for (int t = 0; t < T; t++) sum += counts[t], bad += counts[t] < MINL || counts[t] > CAP;
+    CHECK(bad == 0, "%d tokens ran fewer than min_loops or more than the cap", bad);
+    /* deterministic: the same run twice */
+    int counts2[T];
+    CHECK(exit_stepwise(ctx, tok, T, V, CAP, th, MINL, b, counts2), "stepwise again");
+    CHECK(memcmp(a, b, bytes) == 0 && memcmp(counts, counts2, sizeof counts) == 0, "adaptive exit is not deterministic");
+    /* == exit off with the chosen counts, token by token (the frozen rule per token) */
+    braid_context_reset(ctx);
+    CHECK(eval_stepwise(ctx, tok, counts, T, V, b), "replay counts");
+    CHECK(memcmp(a, b, bytes) == 0, "exit differs from set_loops with the counts it chose");
+    /* prefill: one batched eval, and random groupings, == token by token; counts reported */
+    braid_context_reset(ctx);
+    braid_context_set_loops(ctx, CAP);
+    braid_context_set_loop_exit(ctx, th, MINL);
+    CHECK(braid_context_eval(ctx, tok, T, 1, b) == BRAID_OK, "prefill");
+    CHECK(memcmp(a, b, bytes) == 0, "prefill with exit != token by token");
+    CHECK(braid_context_last_loop_sum(ctx) == sum && braid_context_last_loops(ctx) == counts[T - 1],
+          "prefill counts: sum %lld (want %lld), last %d (want %d)", (long long)braid_context_last_loop_sum(ctx),
+          (long long)sum, braid_context_last_loops(ctx), counts[T - 1]);
+    int differ = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        braid_context_reset(ctx);
+        braid_context_set_loops(ctx, CAP);
+        braid_context_set_loop_exit(ctx, th, MINL);
+        for (int t = 0; t < T;) {
+            int e = t + 1 + (int)(rng_u64() % 9);
+            if (e > T) e = T;
+            CHECK(braid_context_eval(ctx, tok + t, e - t, 1, b + (int64_t)t * V) == BRAID_OK, "grouped");
+            t = e;
+        }
+        differ += memcmp(a, b, bytes) != 0;
+    }
+    CHECK(differ == 0, "grouped prefill with exit != token by token in %d of 3 groupings", differ);
+    /* other thread count */
+    int32_t threads = braid_thread_count();
+    braid_init(threads == 1 ? 2 : 1);
+    CHECK(exit_stepwise(ctx, tok, T, V, CAP, th, MINL, b, counts2), "other threads");
+    CHECK(memcmp(a, b, bytes) == 0, "adaptive exit: thread count changes the logits");
+    braid_init(threads);
+    /* reset turns exit off */
+    braid_context_reset(ctx);
+    braid_context_set_loops(ctx, CAP);
+    CHECK(braid_context_eval(ctx, tok, T, 1, b) == BRAID_OK && memcmp(b, base, bytes) == 0, "reset keeps adaptive exit on");
+
+    free(base), free(a), free(b);
+    braid_context_free(ctx);
+    braid_model_free(m);
+    unlink(path);
+
+    /* a model without looping: threshold 0 only; counts are 1 per token */
+    lcfg g = base_cfg();
+    make_model(tmp_path("noloop_exit.gguf"), g);
+    braid_model *mg = load_ok(tmp_path("noloop_exit.gguf"));
+    braid_context *cg = NULL;
+    if (mg && braid_context_new(mg, 4, &cg) == BRAID_OK) {
+        float *lg = malloc(sizeof(float) * (size_t)g.V);
+        CHECK(braid_context_set_loop_exit(cg, 0.5f, 1) == BRAID_ERR_INVALID_ARG, "non-looping model accepted an exit");
+        CHECK(braid_context_set_loop_exit(cg, 0.0f, 1) == BRAID_OK, "non-looping model rejects threshold 0");
+        CHECK(braid_context_eval(cg, tok, 3, 0, lg) == BRAID_OK && braid_context_last_loops(cg) == 1 &&
+                  braid_context_last_loop_sum(cg) == 3,
+              "non-looping counts %d / %lld", braid_context_last_loops(cg), (long long)braid_context_last_loop_sum(cg));
+        free(lg);
+    }
+    braid_context_free(cg);
+    braid_model_free(mg);
+    unlink(tmp_path("noloop_exit.gguf"));
+}
+
 static void test_loop_load_validation(void) {
     lcfg c = loop_cfg(), x;
     x = c, x.skip = "parcae.c.weight";
@@ -706,6 +855,7 @@ int main(void) {
     test_context(mixed_cfg(), "mixed.gguf");
     test_load_validation();
     test_loop_context();
+    test_loop_exit();
     test_loop_load_validation();
     test_f16_matrices();
     host_clear();

@@ -86,6 +86,11 @@ export interface Native {
   /** Loop count of the following evals (1..modelLoopMax; only 1 without looping). Synchronous. */
   contextSetLoops(ctx: ContextHandle, nLoops: number): void;
   contextLoops(ctx: ContextHandle): number;
+  /** Parcae adaptive exit (braid.h): threshold 0 turns it off; minLoops in 1..loop max. */
+  contextSetLoopExit(ctx: ContextHandle, threshold: number, minLoops: number): void;
+  /** Iterations the last token of the last eval ran, and their sum over that eval's tokens. */
+  contextLastLoops(ctx: ContextHandle): number;
+  contextLastLoopSum(ctx: ContextHandle): number;
   contextReset(ctx: ContextHandle): Promise<void>;
   contextAbort(ctx: ContextHandle): void;
   contextAbortClear(ctx: ContextHandle): void;
@@ -93,6 +98,11 @@ export interface Native {
   contextStateSave(ctx: ContextHandle, buf: Uint8Array): Promise<void>;
   contextStateLoad(ctx: ContextHandle, buf: Uint8Array): Promise<void>;
   contextCopy(dst: ContextHandle, src: ContextHandle): Promise<void>;
+  /**
+   * Drops the last n tokens of the sequence (KV-cache architectures, MoA; a Chimera context
+   * throws BRAID_ERR_UNSUPPORTED). Synchronous: it only truncates lists.
+   */
+  contextRewind(ctx: ContextHandle, nTokens: number): void;
 }
 
 /** c/build/libbraid.so under the package root, unless BRAID_LIB names another file. */
@@ -178,6 +188,11 @@ function bind(path: string): Native {
     context_n_past: lib.func('int64_t braid_context_n_past(const braid_context *ctx)'),
     context_set_loops: lib.func('int32_t braid_context_set_loops(braid_context *ctx, int32_t n_loops)'),
     context_loops: lib.func('int32_t braid_context_loops(const braid_context *ctx)'),
+    context_set_loop_exit: lib.func(
+      'int32_t braid_context_set_loop_exit(braid_context *ctx, float threshold, int32_t min_loops)',
+    ),
+    context_last_loops: lib.func('int32_t braid_context_last_loops(const braid_context *ctx)'),
+    context_last_loop_sum: lib.func('int64_t braid_context_last_loop_sum(const braid_context *ctx)'),
     context_reset: lib.func('int32_t braid_context_reset(braid_context *ctx)'),
     context_abort: lib.func('void braid_context_abort(braid_context *ctx)'),
     context_abort_clear: lib.func('void braid_context_abort_clear(braid_context *ctx)'),
@@ -189,6 +204,7 @@ function bind(path: string): Native {
       'int32_t braid_context_state_load(braid_context *ctx, const uint8_t *buf, int64_t buf_size)',
     ),
     context_copy: lib.func('int32_t braid_context_copy(braid_context *dst, const braid_context *src)'),
+    context_rewind: lib.func('int32_t braid_context_rewind(braid_context *ctx, int32_t n_tokens)'),
   };
   // Optional: present once the C side keeps a per-context copy of the message.
   let contextLastError: KoffiFunction | null = null;
@@ -265,6 +281,9 @@ function bind(path: string): Native {
     contextNPast: (c) => toNumber(f.context_n_past(c)),
     contextSetLoops: (c, n) => check(f.context_set_loops(c, n), 'braid_context_set_loops'),
     contextLoops: (c) => f.context_loops(c),
+    contextSetLoopExit: (c, th, min) => check(f.context_set_loop_exit(c, th, min), 'braid_context_set_loop_exit'),
+    contextLastLoops: (c) => f.context_last_loops(c),
+    contextLastLoopSum: (c) => toNumber(f.context_last_loop_sum(c)),
     contextReset: async (c) => checkAsync(await callAsync(f.context_reset, [c]), 'braid_context_reset', c),
     contextAbort: (c) => f.context_abort(c),
     contextAbortClear: (c) => f.context_abort_clear(c),
@@ -281,6 +300,7 @@ function bind(path: string): Native {
       const st = await callAsync(f.context_copy, [dst, src]);
       checkAsync(st, 'braid_context_copy', dst);
     },
+    contextRewind: (c, n) => check(f.context_rewind(c, n), 'braid_context_rewind'),
   };
 }
 

@@ -16,6 +16,22 @@ export const DEFAULT_CHAT_TEMPLATE =
   "{{ '<|im_start|>' + role + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}{% endfor %}" +
   "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
 
+/**
+ * For a vocabulary without ChatML's markers and no template of its own — GPT-2's, which the MoA
+ * card uses — a plain transcript: "System: …", "User: …", "Assistant: …" paragraphs and an open
+ * "Assistant:" turn. ChatML's markers would be tokenized as ordinary text there and never end a
+ * turn; here the reply ends at the end-of-text token (GPT-2's eos) or max_tokens.
+ */
+export const PLAIN_CHAT_TEMPLATE =
+  "{% for message in messages %}{% set role = 'system' if message['role'] == 'developer' else message['role'] %}" +
+  "{{ role[0] | upper }}{{ role[1:] }}{{ ': ' + message['content'] + '\\n\\n' }}{% endfor %}" +
+  "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}";
+
+/** The template for a model file without `tokenizer.chat_template`: ChatML when its vocabulary has the markers. */
+export function defaultChatTemplate(vocabulary: readonly string[]): string {
+  return vocabulary.includes('<|im_start|>') && vocabulary.includes('<|im_end|>') ? DEFAULT_CHAT_TEMPLATE : PLAIN_CHAT_TEMPLATE;
+}
+
 export interface ChatTemplateOptions {
   addGenerationPrompt: boolean;
   /** Text of the bos/eos tokens, which many templates reference. */

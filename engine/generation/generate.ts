@@ -4,7 +4,8 @@
  * it), then per step: grammar mask + debt ledger (when the request has a
  * grammar) → sample → stop ids → streaming detokenize → stop sequences →
  * yield a delta → evaluate the chosen token (on a Parcae looping model with the
- * loop count the entropy valve picks from the step's distribution).
+ * loop count the entropy valve picks from the step's distribution, the grammar's
+ * branching and the ledger's pressure at the next step, and the queue depth).
  */
 import { AbortedError, InvalidRequestError } from '../errors.ts';
 import { GrammarError } from '../grammar/ir.ts';
@@ -13,7 +14,8 @@ import { DebtLedger, type LedgerTelemetry } from '../ledger/ledger.ts';
 import { Sampler, rawLogprobs, type SampledToken } from '../sampler/sampler.ts';
 import type { Scheduler } from '../scheduler.ts';
 import type { ChosenLogprob, GenerationEvent, GenerationRequest, Tokenizer, TokenLogprob } from '../types.ts';
-import { DEFAULT_VALVE_MODE, EntropyValve } from '../valve/valve.ts';
+import { gatherSignals } from '../valve/signals.ts';
+import { DEFAULT_VALVE_MODE, EntropyValve, entropyBits } from '../valve/valve.ts';
 import { StopMatcher } from './stop-matcher.ts';
 
 export interface GenerationContext {
@@ -168,7 +170,7 @@ export async function* generate(
       if (completionTokens >= req.maxTokens) break; // max_tokens 0: prompt scoring only
       const remaining = req.maxTokens - completionTokens;
       // The valve reads the model's raw distribution before sampling transforms touch it.
-      const nextLoops = valve.next(logits);
+      const stepBits = valve.active ? entropyBits(logits) : 0;
       valve.record(stepLoops);
       const s: SampledToken = sampler.sample(logits, ledger === null ? undefined : (p) => ledger.constrain(p, remaining));
       sampler.accept(s.id);
@@ -194,6 +196,12 @@ export async function* generate(
         break;
       }
       if (completionTokens >= req.maxTokens) break;
+      // The grammar and ledger signals describe the step this eval computes (after accept).
+      const nextLoops = valve.active
+        ? valve.decide(
+            gatherSignals(stepBits, { ledger, remaining: req.maxTokens - completionTokens, queueDepth: scheduler.queueDepth }),
+          )
+        : 1;
       logits = await lease.slot.append([s.id], signal, nextLoops);
       stepLoops = nextLoops;
     }

@@ -79,6 +79,40 @@ export class DebtLedger {
     return [...bytes].map((b) => byteToken[b]!);
   }
 
+  /** The logit pressure at a step with `remaining` tokens left: weight × (debt / budget)². */
+  pressure(remaining: number): number {
+    const tightness = Math.min(1, this.matcher.cost / Math.max(1, remaining - 1));
+    return this.pressureWeight * tightness * tightness;
+  }
+
+  /** Highest debt a token may leave at a step with `remaining` tokens left (the budget rule). */
+  private costLimit(remaining: number, minCost: number): number {
+    const budget = remaining - 1;
+    // A stop token fits whenever the grammar accepts. If nothing fits (possible
+    // only if some byte has no one-byte token), take the cheapest moves.
+    return this.matcher.accepting || minCost <= budget ? budget : minCost;
+  }
+
+  /**
+   * How many tokens constrain() would leave finite at a step with `remaining` tokens left
+   * (1 when the step is forced): the grammar's branching there, for the entropy valve.
+   */
+  allowedCount(remaining: number): number {
+    if (this.forcedQueue.length > 0) return 1;
+    const m = this.matcher;
+    const mask = m.mask();
+    const limit = this.costLimit(remaining, mask.minCost);
+    let n = 0;
+    for (let i = 0; i < mask.costAfter.length; i++) if (mask.costAfter[i]! <= limit) n++;
+    if (m.accepting) {
+      for (const id of this.stopIds) {
+        const at = mask.ids.indexOf(id); // a stop token is allowed here even if the mask dropped it
+        if (at < 0 || mask.costAfter[at]! > limit) n++;
+      }
+    }
+    return n;
+  }
+
   /**
    * Masks and biases processed logits in place for a step with `remaining`
    * tokens left, this one included.
@@ -96,13 +130,9 @@ export class DebtLedger {
       return;
     }
     const mask = m.mask();
-    const budget = remaining - 1;
     const debt = m.cost;
-    const tightness = Math.min(1, debt / Math.max(1, budget));
-    const pressure = this.pressureWeight * tightness * tightness;
-    // A stop token fits whenever the grammar accepts. If nothing fits (possible
-    // only if some byte has no one-byte token), take the cheapest moves.
-    const limit = m.accepting || mask.minCost <= budget ? budget : mask.minCost;
+    const pressure = this.pressure(remaining);
+    const limit = this.costLimit(remaining, mask.minCost);
     const { ids, costAfter } = mask;
     let dropped = false;
     for (let i = 0; i < ids.length; i++) {

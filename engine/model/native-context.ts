@@ -8,6 +8,16 @@ import { AbortedError, InvalidRequestError, NativeError } from '../errors.ts';
 import { native, Status, type ContextHandle } from '../binding/native.ts';
 import type { NativeModel } from './native-model.ts';
 
+/**
+ * Parcae adaptive exit for one eval (braid_context_set_loop_exit): each token stops looping once
+ * mean|h_k − h_{k−1}| < threshold after at least minLoops iterations; the eval's loop count is
+ * the cap. Seed `looping.adaptive_exit_threshold` is 0.01.
+ */
+export interface LoopExit {
+  threshold: number;
+  minLoops: number;
+}
+
 const leaks = new FinalizationRegistry<string>((path) => {
   console.warn(`braid: a NativeContext of ${path} was garbage-collected without dispose(); its memory leaked`);
 });
@@ -21,6 +31,8 @@ export class NativeContext {
   private poisoned = false;
   private disposing: Promise<void> | null = null;
   private idle: (() => void) | null = null;
+  private lastLoops = 0;
+  private lastLoopSum = 0;
 
   /** Use NativeModel.createContext. */
   constructor(
@@ -40,7 +52,7 @@ export class NativeContext {
     return native().contextNPast(this.live());
   }
 
-  /** False after an eval failed or was aborted, until reset() or loadState(). */
+  /** False after an eval failed or was aborted (a MoA context stays usable after an abort), until reset() or loadState(). */
   get usable(): boolean {
     return !this.poisoned && this.handle !== null;
   }
@@ -51,10 +63,12 @@ export class NativeContext {
    * Throws AbortedError if the signal fires (the state must then be reset).
    * `loops`: Parcae loop count for every token of this call (looping models; 1..loopMax); absent
    * keeps the context's current count (chimera.loop.default after creation or reset).
+   * `exit`: adaptive exit for this call (looping models; loops is then the cap); absent = off.
+   * After the call, lastEval says how many iterations its tokens actually ran.
    */
   eval(
     tokens: readonly number[],
-    opts: { allLogits?: boolean; signal?: AbortSignal; loops?: number } = {},
+    opts: { allLogits?: boolean; signal?: AbortSignal; loops?: number; exit?: LoopExit } = {},
   ): Promise<Float32Array> {
     const all = opts.allLogits ?? false;
     const V = this.nVocab;
@@ -62,12 +76,35 @@ export class NativeContext {
     if (loops !== undefined && (!Number.isInteger(loops) || loops < 1 || loops > Math.max(1, this.model.loopMax))) {
       throw new InvalidRequestError(`loop count ${loops} is outside 1..${Math.max(1, this.model.loopMax)}`);
     }
+    const exit = opts.exit;
+    const looping = this.model.loopMax > 0;
+    if (exit !== undefined) {
+      if (!looping) throw new InvalidRequestError('adaptive exit needs a looping model');
+      const { threshold: th, minLoops: min } = exit;
+      if (!Number.isFinite(th) || th < 0) throw new InvalidRequestError(`exit threshold ${th} is not a finite number >= 0`);
+      if (!Number.isInteger(min) || min < 1 || min > this.model.loopMax) {
+        throw new InvalidRequestError(`exit minLoops ${min} is outside 1..${this.model.loopMax}`);
+      }
+    }
+    this.lastLoops = 0;
+    this.lastLoopSum = 0;
     // Without allLogits every piece writes its last token's logits to the same
     // buffer, so the final piece's survive.
-    return this.evalPieces(tokens, opts.signal, all ? tokens.length * V : V, (ctx, piece, out, at) => {
+    return this.evalPieces(tokens, opts.signal, all ? tokens.length * V : V, async (ctx, piece, out, at) => {
       if (loops !== undefined && at === 0) native().contextSetLoops(ctx, loops);
-      return native().contextEval(ctx, piece, all, all ? out.subarray(at * V, (at + piece.length) * V) : out);
+      if (looping && at === 0) native().contextSetLoopExit(ctx, exit?.threshold ?? 0, exit?.minLoops ?? 1);
+      await native().contextEval(ctx, piece, all, all ? out.subarray(at * V, (at + piece.length) * V) : out);
+      this.lastLoops = native().contextLastLoops(ctx);
+      this.lastLoopSum += native().contextLastLoopSum(ctx);
     });
+  }
+
+  /**
+   * Loop iterations of the last eval: `last` for its last token, `sum` over all its tokens (with
+   * adaptive exit, below loops × tokens). 1 per token on a model without looping.
+   */
+  get lastEval(): { last: number; sum: number } {
+    return { last: this.lastLoops, sum: this.lastLoopSum };
   }
 
   /** The loop count the next eval uses when it passes none. */
@@ -78,9 +115,11 @@ export class NativeContext {
   /** Final-norm hidden states [n][n_embd] (embeddings). Same rules as eval. */
   evalHidden(tokens: readonly number[], signal?: AbortSignal): Promise<Float32Array> {
     const D = this.nEmbd;
-    return this.evalPieces(tokens, signal, tokens.length * D, (ctx, piece, out, at) =>
-      native().contextEvalHidden(ctx, piece, out.subarray(at * D, (at + piece.length) * D)),
-    );
+    const looping = this.model.loopMax > 0;
+    return this.evalPieces(tokens, signal, tokens.length * D, (ctx, piece, out, at) => {
+      if (looping && at === 0) native().contextSetLoopExit(ctx, 0, 1); // no adaptive exit, as in eval without `exit`
+      return native().contextEvalHidden(ctx, piece, out.subarray(at * D, (at + piece.length) * D));
+    });
   }
 
   /** Forgets the sequence. */
@@ -119,6 +158,18 @@ export class NativeContext {
         this.poisoned = false;
       }),
     );
+  }
+
+  /**
+   * Drops the last n tokens, so the next eval continues after the first nPast − n (exactly as if
+   * they had never been evaluated). Only when model.canRewind (MoA); 0 <= n <= nPast.
+   */
+  rewind(n: number): Promise<void> {
+    return this.exclusive(async (ctx) => {
+      if (!this.model.canRewind) throw new Error(`a ${this.model.architecture} context cannot rewind`);
+      if (this.poisoned) throw new Error('context state is undefined after a failed eval; reset it first');
+      native().contextRewind(ctx, n);
+    });
   }
 
   /** Asks a running eval to stop (it then throws AbortedError). Safe at any time. */
@@ -193,10 +244,12 @@ export class NativeContext {
         }
         return out;
       } catch (e) {
-        // Whatever was consumed before the failure, the sequence is now not
-        // what the caller thinks: require a reset.
-        this.poisoned = true;
-        if (e instanceof NativeError && e.status === Status.ABORTED) throw new AbortedError();
+        const aborted = e instanceof AbortedError || (e instanceof NativeError && e.status === Status.ABORTED);
+        // Whatever was consumed before the failure, the sequence is now not what the caller
+        // thinks: require a reset. Except a cancelled MoA eval: C drops the unfinished piece
+        // whole, so the cache holds exactly the pieces that completed (nPast says how many).
+        if (!(aborted && this.model.canRewind)) this.poisoned = true;
+        if (aborted) throw e instanceof AbortedError ? e : new AbortedError();
         throw e;
       } finally {
         signal?.removeEventListener('abort', onAbort);

@@ -17,6 +17,13 @@ export class NativeModel {
   readonly tensorBytes: number;
   /** chimera.loop.max of a Parcae looping model (§2.11), 0 if it does not loop. */
   readonly loopMax: number;
+  /** general.architecture: "chimera" or "moa". */
+  readonly architecture: string;
+  /**
+   * Whether a context can drop its last tokens (braid_context_rewind): a MoA context's state is a
+   * KV cache of rows per position; a Chimera context's recurrent state cannot forget a token.
+   */
+  readonly canRewind: boolean;
   private handle: ModelHandle | null;
   private readonly contexts = new Set<NativeContext>();
 
@@ -31,6 +38,9 @@ export class NativeModel {
     this.nLayer = n.modelNLayer(handle);
     this.tensorBytes = n.modelTensorBytes(handle);
     this.loopMax = n.modelLoopMax(handle);
+    const described = JSON.parse(n.modelDescribe(handle)) as { architecture?: unknown };
+    this.architecture = typeof described.architecture === 'string' ? described.architecture : 'unknown';
+    this.canRewind = this.architecture === 'moa';
     leaks.register(this, path, this);
   }
 

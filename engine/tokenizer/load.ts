@@ -2,7 +2,7 @@
  * loadTokenizer: builds the tokenizer of a model from its GGUF metadata
  * (`tokenizer.ggml.*`, docs/format.md).
  */
-import { DEFAULT_CHAT_TEMPLATE } from '../chat/template.ts';
+import { defaultChatTemplate } from '../chat/template.ts';
 import {
   metaNumberArray,
   metaOptNumber,
@@ -35,8 +35,8 @@ export function loadTokenizer(meta: GgufMetadata): Tokenizer {
   const bosId = addBos?.value === false ? null : (metaOptNumber(meta, 'tokenizer.ggml.bos_token_id') ?? null);
 
   // End-of-turn: llama.cpp's explicit key, plus any known marker the chat
-  // template (or ChatML, used when there is none) actually emits.
-  const template = metaOptString(meta, 'tokenizer.chat_template') ?? DEFAULT_CHAT_TEMPLATE;
+  // template (or the default one for this vocabulary) actually emits.
+  const template = metaOptString(meta, 'tokenizer.chat_template') ?? defaultChatTemplate(tokens);
   const stop: number[] = [];
   const eot = metaOptNumber(meta, 'tokenizer.ggml.eot_token_id');
   if (eot !== undefined) stop.push(eot);

@@ -2,7 +2,8 @@
  * Parcae looping through the TS engine (random-init tiny looping model written by
  * writeRandomChimera): loop counts reach C, the entropy valve drives generation exactly as
  * documented (replayed by hand on a NativeContext), usage's mean loops, prefix reuse keyed on
- * loop counts, and models without looping ignoring the mode.
+ * loop counts, and models without looping ignoring the mode; the valve's grammar / ledger / queue
+ * signals in generation, and Parcae adaptive exit through NativeContext.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,11 @@ import { NativeModel } from '../../engine/model/native-model.ts';
 import { argmax } from '../../engine/sampler/truncate.ts';
 import { Slot } from '../../engine/scheduler.ts';
 import type { Engine, GenerationEvent, GenerationRequest, LoadedModel } from '../../engine/types.ts';
-import { EntropyValve, type ValveMode } from '../../engine/valve/valve.ts';
+import { jsonSchemaGrammar } from '../../engine/grammar/json-schema.ts';
+import { compileConstraint, Matcher } from '../../engine/grammar/matcher.ts';
+import { DebtLedger } from '../../engine/ledger/ledger.ts';
+import { gatherSignals } from '../../engine/valve/signals.ts';
+import { EntropyValve, entropyBits, type ValveMode } from '../../engine/valve/valve.ts';
 import { generationRequest, greedySampling } from '../helpers/requests.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braid-loop-'));
@@ -107,6 +112,74 @@ describe('native context with loop counts', () => {
   });
 });
 
+describe('Parcae adaptive exit through NativeContext', () => {
+  it('threshold 0 is exit off; a threshold every token passes stops each at minLoops; counts are reported', async () => {
+    const m = await NativeModel.load(LOOPING);
+    try {
+      const ctx = m.createContext(8); // 20 prompt tokens: three eval pieces
+      const base = await ctx.eval(prompt, { loops: 4 });
+      expect(ctx.lastEval).toEqual({ last: 4, sum: 80 });
+      await ctx.reset();
+      expect(Array.from(await ctx.eval(prompt, { loops: 4, exit: { threshold: 0, minLoops: 1 } }))).toEqual(Array.from(base));
+      await ctx.reset();
+      const atMin = await ctx.eval(prompt, { loops: 4, exit: { threshold: 1e30, minLoops: 3 } });
+      expect(ctx.lastEval).toEqual({ last: 3, sum: 60 });
+      await ctx.reset();
+      expect(Array.from(atMin)).toEqual(Array.from(await ctx.eval(prompt, { loops: 3 })));
+      // exit is per eval: the next eval without it runs every token to its count
+      await ctx.eval([5], { loops: 4 });
+      expect(ctx.lastEval).toEqual({ last: 4, sum: 4 });
+      expect(() => ctx.eval([1], { loops: 4, exit: { threshold: -1, minLoops: 1 } })).toThrow(InvalidRequestError);
+      expect(() => ctx.eval([1], { loops: 4, exit: { threshold: 0.01, minLoops: 7 } })).toThrow(InvalidRequestError);
+      await ctx.dispose();
+    } finally {
+      await m.dispose();
+    }
+  });
+
+  it('per-token exit: prefill in pieces == token by token, and == exit off with the counts it chose', async () => {
+    const m = await NativeModel.load(LOOPING);
+    try {
+      const ctx = m.createContext(8);
+      // find a threshold where some tokens stop early and some run to the cap: bisect on
+      // log(threshold) by the share that stops early (random weights: the iterates move by ~10²)
+      let exit = { threshold: 0, minLoops: 2 };
+      let counts: number[] = [];
+      let lo = 1e-3;
+      let hi = 1e6;
+      for (let i = 0; i < 40 && exit.threshold === 0; i++) {
+        const th = Math.sqrt(lo * hi);
+        await ctx.reset();
+        const c: number[] = [];
+        for (const id of prompt) {
+          await ctx.eval([id], { loops: 4, exit: { threshold: th, minLoops: 2 } });
+          c.push(ctx.lastEval.last);
+        }
+        const early = c.filter((n) => n < 4).length;
+        if (early >= 3 && c.length - early >= 3) {
+          exit = { threshold: th, minLoops: 2 };
+          counts = c;
+        } else if (early < c.length / 2) lo = th;
+        else hi = th;
+      }
+      expect(exit.threshold).toBeGreaterThan(0);
+      expect(Math.min(...counts)).toBeGreaterThanOrEqual(2);
+      await ctx.reset();
+      const prefill = await ctx.eval(prompt, { loops: 4, exit, allLogits: true });
+      expect(ctx.lastEval.sum).toBe(counts.reduce((a, b) => a + b, 0));
+      await ctx.reset();
+      const replay = new Float32Array(prefill.length);
+      for (let t = 0; t < prompt.length; t++) {
+        replay.set(await ctx.eval([prompt[t]!], { loops: counts[t]! }), t * ctx.nVocab);
+      }
+      expect(Array.from(replay)).toEqual(Array.from(prefill));
+      await ctx.dispose();
+    } finally {
+      await m.dispose();
+    }
+  });
+});
+
 describe('engine with the entropy valve', () => {
   let engine: Engine;
   let model: LoadedModel;
@@ -151,6 +224,90 @@ describe('engine with the entropy valve', () => {
       }
     });
   }
+
+  it('with a grammar, the loop counts follow the branching and debt signals (replayed with a ledger)', async () => {
+    const grammar = jsonSchemaGrammar({
+      type: 'object',
+      properties: { answer: { type: 'boolean' }, why: { type: 'string', maxLength: 6 } },
+      required: ['answer', 'why'],
+    });
+    const maxTokens = 40;
+    const r = await run(model, request(prompt, { mode: 'reasoning', grammar, maxTokens }));
+    const m = await NativeModel.load(LOOPING);
+    try {
+      const tok = model.tokenizer;
+      const ledger = new DebtLedger(new Matcher(compileConstraint(grammar, tok)), tok, maxTokens);
+      const ctx = m.createContext(64);
+      const valve = new EntropyValve('reasoning', m.loopMax);
+      let loops = valve.promptLoops;
+      let logits = await ctx.eval(prompt, { loops });
+      const ids: number[] = [];
+      const counts: number[] = [];
+      let forcedSteps = 0;
+      for (let i = 0; i < maxTokens; i++) {
+        counts.push(loops);
+        const bits = entropyBits(logits);
+        const masked = logits.slice();
+        ledger.constrain(masked, maxTokens - i);
+        const id = argmax(masked);
+        if (tok.stopIds.has(id)) break;
+        ledger.accept(id);
+        ids.push(id);
+        if (i + 1 >= maxTokens) break;
+        const sig = gatherSignals(bits, { ledger, remaining: maxTokens - i - 1, queueDepth: 0 });
+        loops = valve.decide(sig);
+        if (sig.branchingBits === 0) {
+          forcedSteps++;
+          expect(loops).toBe(1); // a forced token needs no thought
+        }
+        logits = await ctx.eval([id], { loops });
+      }
+      expect(r.ids).toEqual(ids);
+      expect(forcedSteps).toBeGreaterThan(0); // the key names are forced: the signal was exercised
+      expect(r.done.meanLoops).toBeCloseTo(counts.reduce((a, b) => a + b, 0) / counts.length, 12);
+      await ctx.dispose();
+    } finally {
+      await m.dispose();
+    }
+  });
+
+  it('a queued request halves the depth of the running one (queue-depth signal)', async () => {
+    const a = model.generate(request(prompt, { mode: 'reasoning' }));
+    const first = a.next(); // takes the only slot and starts its prefill
+    const b = model.generate(request(prompt.slice(0, 5), { mode: 'fast', maxTokens: 1 }));
+    const waiting = b.next(); // queues behind it (maxQueue 1)
+    const ids: number[] = [];
+    let done: Extract<GenerationEvent, { kind: 'done' }> | undefined;
+    for (let ev = await first; !ev.done; ev = await a.next()) {
+      if (ev.value.kind === 'delta') ids.push(...ev.value.logprobs.map((l) => l.id));
+      else done = ev.value;
+    }
+    await waiting;
+    for (let ev = await b.next(); !ev.done; ev = await b.next());
+    // replay: prompt at the mode cap 4, then every step with one request waiting → at most 2
+    const m = await NativeModel.load(LOOPING);
+    try {
+      const ctx = m.createContext(64);
+      const valve = new EntropyValve('reasoning', m.loopMax);
+      let loops = valve.promptLoops;
+      let logits = await ctx.eval(prompt, { loops });
+      const want: number[] = [];
+      const counts: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        counts.push(loops);
+        const id = argmax(logits);
+        want.push(id);
+        loops = valve.decide({ entropyBits: entropyBits(logits), queueDepth: 1 });
+        expect(loops).toBeLessThanOrEqual(2);
+        if (i < 11) logits = await ctx.eval([id], { loops });
+      }
+      expect(ids).toEqual(want);
+      expect(done?.meanLoops).toBeCloseTo(counts.reduce((x, y) => x + y, 0) / counts.length, 12);
+      await ctx.dispose();
+    } finally {
+      await m.dispose();
+    }
+  });
 
   it('the mode changes a looping model’s output distribution and is ignored without looping', async () => {
     const fast = await run(model, request(prompt, { mode: 'fast' }));
