@@ -1,5 +1,8 @@
 /**
- * `npm run bench -- train [--steps 6] [--batch 8] [--seq 256] [--threads 2] [--no-peer]`
+ * `npm run bench -- train [--steps 6] [--batch 8] [--seq 256] [--threads 2] [--no-peer] [--no-gemm]`
+ *
+ * Before/after a trainer change, in one run: `BRAID_LIB=<the old libbraid.so>` loads another build of
+ * the library (engine/binding/native.ts); alternate the two invocations and compare medians.
  *
  * Training throughput of braid's trainer (forward + backward + AdamW, QAT) against the
  * PyTorch reference (scripts/reference/chimera_torch.py on Debian's python3-torch, with OpenBLAS
@@ -95,6 +98,7 @@ export async function benchTrain(args: string[]): Promise<void> {
       seq: { type: 'string', default: '256' },
       threads: { type: 'string', default: '2' },
       'no-peer': { type: 'boolean', default: false },
+      'no-gemm': { type: 'boolean', default: false },
     },
   });
   const steps = Number(values.steps);
@@ -110,7 +114,7 @@ export async function benchTrain(args: string[]): Promise<void> {
   console.log(`bench train: ${model}, batch ${B} × seq ${T}, ${threads} threads, isa ${info.isa}`);
 
   const ours = await braidTokensPerSecond(model, B, T, steps);
-  console.log(`braid   : ${ours.tokS.toFixed(0)} tok/s (median step ${median(ours.stepMs).toFixed(0)} ms over ${steps} steps)`);
+  console.log(`braid   : ${ours.tokS.toFixed(0)} tok/s (median step ${median(ours.stepMs).toFixed(0)} ms, fastest ${Math.min(...ours.stepMs).toFixed(0)} ms, over ${steps} steps)`);
   if (!values['no-peer']) {
     const peer = torchPeer(model, B, T, Math.max(2, Math.ceil(steps / 2)), threads);
     if (typeof peer === 'string') console.log(`pytorch : ${peer}`);
@@ -119,6 +123,7 @@ export async function benchTrain(args: string[]): Promise<void> {
       console.log(`ratio   : braid / pytorch = ${(ours.tokS / peer.tokens_per_s).toFixed(2)}× (target ≥ 3×)`);
     }
   }
+  if (values['no-gemm']) return;
   console.log('\nGEMM on the trainer shapes vs the FP32 FMA roofline (same run):');
   console.log(gemmRoofline(threads));
 }

@@ -194,6 +194,7 @@ static void layout(braid_context *ctx, carver *c) {
         e->up = ctx->ffn_up;
         e->eo = CARVE_F(B * D);
         e->slot = CARVE_F(B * K * D);
+        e->rows = B;
     }
     if (hp->loop.enabled) {
         ctx->inj = CARVE_F(B * D);

@@ -88,6 +88,32 @@ void linear_run(const linear_op *ops, int n_ops, const act_q8 *act, const float 
     pool_parallel_for(rows, 16, linear_task, &j);
 }
 
+typedef struct {
+    const linear_op *ops;
+    int n_ops;
+    const act_q8 *act;
+    const int64_t *cols;
+} linear_rows_job;
+
+static void linear_rows_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
+    const linear_rows_job *j = arg;
+    const kernel_table *kt = kernels();
+    int64_t base = 0;
+    for (int o = 0; o < j->n_ops; o++) {
+        const linear_op *op = &j->ops[o];
+        int64_t r0 = BRAID_MAX(i0 - base, 0), r1 = BRAID_MIN(i1 - base, op->rows);
+        base += op->rows;
+        if (r0 < r1) kt->gemv_bt2(op->y, op->bt2, op->rows, j->cols[o], j->act[o], r0, r1);
+    }
+}
+
+void linear_run_rows(const linear_op *ops, int n_ops, const act_q8 *act, const int64_t *cols) {
+    int64_t rows = 0;
+    for (int o = 0; o < n_ops; o++) rows += ops[o].rows;
+    linear_rows_job j = {ops, n_ops, act, cols};
+    pool_parallel_for(rows, 16, linear_rows_task, &j);
+}
+
 /* ---- SwiGLU ------------------------------------------------------------------ */
 
 typedef struct {

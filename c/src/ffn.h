@@ -39,6 +39,9 @@ typedef struct {
 void linear_quantize(act_q8 *act, const float *x, int64_t T, int64_t cols);
 /* Runs n_ops linears over T tokens of width cols: BT2 ops read act, float ops read x [T, cols]. */
 void linear_run(const linear_op *ops, int n_ops, const act_q8 *act, const float *x, int64_t T, int64_t cols);
+/* One token, n_ops BT2 linears that read different quantized rows: op o reads act[o] of width
+ * cols[o]. One pool pass for all (rows split together), each row the gemv_bt2 of linear_run. */
+void linear_run_rows(const linear_op *ops, int n_ops, const act_q8 *act, const int64_t *cols);
 
 typedef struct {
     const uint8_t *gate, *up; /* BT2 [I, D] */

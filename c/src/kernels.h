@@ -149,6 +149,63 @@ void delta_step_bwd_avx512(float *dS, float *dq, float *dk, float *dv, float *da
 extern const kernel_table kernels_avx2;
 extern const kernel_table kernels_avx512;
 
+/* ---- the trainer's elementwise kernels (kernels_train_*.c) ----
+ * A table of their own beside kernel_table, chosen to match the ISA kernels() runs (train_kernels()),
+ * so the inference kernel files need not list them. */
+/* AdamW's per-call constants: g is scaled by `scale` (loss scale · clip); bc1, bc2 = 1 − β^t. */
+typedef struct {
+    float scale, b1, b2, bc1, bc2, lr, eps, wd;
+} adamw_consts;
+
+typedef struct {
+    const char *name;
+    /* The trainer's elementwise exponentials (SiLU gates of the convs and SwiGLU, softmax of the
+     * cross-entropy). The SIMD variants evaluate e^x with their own polynomial (a few ulp from libm's
+     * expf); results depend on the ISA, never on the thread count.
+     *   silu_mul:     y = SiLU(g) ⊙ u, or y = SiLU(g) when u is NULL; SiLU(g) = g / (1 + e^{−g}).
+     *   silu_mul_bwd: dg = dy ⊙ u ⊙ SiLU'(g), du = dy ⊙ g σ(g) (u NULL: dg = dy ⊙ SiLU'(g), du unused),
+     *                 SiLU'(g) = σ(g)(1 + g(1 − σ(g))).
+     *   exp_sum:      Σ_i e^{x_i − shift};   exp_shift: y_i = e^{x_i − shift} (y may alias x). */
+    void (*silu_mul)(float *y, const float *g, const float *u, int64_t n);
+    void (*silu_mul_bwd)(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t n);
+    float (*exp_sum)(const float *x, float shift, int64_t n);
+    void (*exp_shift)(float *y, const float *x, float shift, int64_t n);
+    /* The QAT quantizers' rounding: y_i = s · clamp(rint(x_i / s), −lim, lim), rint to nearest even
+     * (nearbyintf in the default mode). Exact, so every ISA gives _ref's bits: lim 1 is the
+     * ternary weight grid, lim 127 the int8 activation grid. */
+    void (*fake_quant)(float *y, const float *x, float s, float lim, int64_t n);
+    /* One AdamW step over n floats, then g = 0 (math in kernels_train_ref.c). No FMA, so every ISA
+     * gives _ref's bits. */
+    void (*adamw)(float *w, float *m, float *v, float *g, const adamw_consts *c, int64_t n);
+} train_kernel_table;
+
+extern const train_kernel_table train_kernels_ref;
+extern const train_kernel_table train_kernels_avx2;
+extern const train_kernel_table train_kernels_avx512;
+/* The table of the same ISA as k (kernels_ref / _avx2 / _avx512). */
+const train_kernel_table *train_kernels_for(const kernel_table *k);
+/* The table of the same ISA as kernels(). */
+const train_kernel_table *train_kernels(void);
+/* The variants by name. */
+void silu_mul_ref(float *y, const float *g, const float *u, int64_t n);
+void silu_mul_bwd_ref(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t n);
+float exp_sum_ref(const float *x, float shift, int64_t n);
+void exp_shift_ref(float *y, const float *x, float shift, int64_t n);
+void fake_quant_ref(float *y, const float *x, float s, float lim, int64_t n);
+void adamw_ref(float *w, float *m, float *v, float *g, const adamw_consts *c, int64_t n);
+void silu_mul_avx2(float *y, const float *g, const float *u, int64_t n);
+void silu_mul_bwd_avx2(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t n);
+float exp_sum_avx2(const float *x, float shift, int64_t n);
+void exp_shift_avx2(float *y, const float *x, float shift, int64_t n);
+void fake_quant_avx2(float *y, const float *x, float s, float lim, int64_t n);
+void adamw_avx2(float *w, float *m, float *v, float *g, const adamw_consts *c, int64_t n);
+void silu_mul_avx512(float *y, const float *g, const float *u, int64_t n);
+void silu_mul_bwd_avx512(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t n);
+float exp_sum_avx512(const float *x, float shift, int64_t n);
+void exp_shift_avx512(float *y, const float *x, float shift, int64_t n);
+void fake_quant_avx512(float *y, const float *x, float s, float lim, int64_t n);
+void adamw_avx512(float *w, float *m, float *v, float *g, const adamw_consts *c, int64_t n);
+
 /* The active table (set once at library load by cpu.c; braid_isa_set may lower it). */
 const kernel_table *kernels(void);
 

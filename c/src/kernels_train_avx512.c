@@ -48,3 +48,120 @@ void delta_step_bwd_avx512(float *dS, float *dq, float *dk, float *dv, float *da
     *dalpha = _mm512_reduce_add_ps(spv) - beta * pkdsk;
     *dbeta = db;
 }
+
+/* ---- elementwise exponentials ------------------------------------------------------------------------ */
+
+/* e^x for 16 lanes: x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), e^r by Cephes' expf
+ * polynomial (~1-2 ulp), 2^n by scalef, which also rounds the underflow to denormals/0 and overflows
+ * to inf as expf does. The clamp keeps n finite; x is the second operand of min/max so NaN passes. */
+static inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), _mm512_min_ps(_mm512_set1_ps(89.0f), x));
+    const __m512 n =
+        _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+/* σ(g) = 1 / (1 + e^{−g}) */
+static inline __m512 sigmoid16(__m512 g) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    return _mm512_div_ps(one, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+}
+
+/* Tails run through masked loads/stores, so every element takes the same vector formula. */
+void silu_mul_avx512(float *y, const float *g, const float *u, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i);
+        __m512 s = _mm512_div_ps(gv, _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv))));
+        if (u) s = _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, u + i));
+        _mm512_mask_storeu_ps(y + i, m, s);
+    }
+}
+
+void silu_mul_bwd_avx512(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 gv = _mm512_maskz_loadu_ps(m, g + i), dyv = _mm512_maskz_loadu_ps(m, dy + i);
+        const __m512 s = sigmoid16(gv);
+        const __m512 d = _mm512_mul_ps(s, _mm512_fmadd_ps(gv, _mm512_sub_ps(one, s), one));
+        if (u) {
+            _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(_mm512_mul_ps(dyv, _mm512_maskz_loadu_ps(m, u + i)), d));
+            _mm512_mask_storeu_ps(du + i, m, _mm512_mul_ps(_mm512_mul_ps(dyv, gv), s));
+        } else {
+            _mm512_mask_storeu_ps(dg + i, m, _mm512_mul_ps(dyv, d));
+        }
+    }
+}
+
+float exp_sum_avx512(const float *x, float shift, int64_t n) {
+    const __m512 sh = _mm512_set1_ps(shift);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh));
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+void exp_shift_avx512(float *y, const float *x, float shift, int64_t n) {
+    const __m512 sh = _mm512_set1_ps(shift);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(y + i, m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), sh)));
+    }
+}
+
+/* Division, round-to-nearest-even and the clamp are exact IEEE operations: _ref's bits. */
+void fake_quant_avx512(float *y, const float *x, float s, float lim, int64_t n) {
+    const __m512 sv = _mm512_set1_ps(s), hi = _mm512_set1_ps(lim), lo = _mm512_set1_ps(-lim);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_roundscale_ps(_mm512_div_ps(_mm512_maskz_loadu_ps(m, x + i), sv), _MM_FROUND_TO_NEAREST_INT);
+        v = _mm512_max_ps(lo, _mm512_min_ps(hi, v));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(sv, v));
+    }
+}
+
+/* adamw_ref's operations in its order, without FMA: the same bits. */
+void adamw_avx512(float *w, float *m, float *v, float *g, const adamw_consts *c, int64_t n) {
+    const __m512 sc = _mm512_set1_ps(c->scale), b1 = _mm512_set1_ps(c->b1), b2 = _mm512_set1_ps(c->b2);
+    const __m512 ob1 = _mm512_set1_ps(1.0f - c->b1), ob2 = _mm512_set1_ps(1.0f - c->b2);
+    const __m512 bc1 = _mm512_set1_ps(c->bc1), bc2 = _mm512_set1_ps(c->bc2), lr = _mm512_set1_ps(c->lr);
+    const __m512 eps = _mm512_set1_ps(c->eps), wd = _mm512_set1_ps(c->wd);
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, g + i), sc);
+        const __m512 mi = _mm512_add_ps(_mm512_mul_ps(b1, _mm512_maskz_loadu_ps(k, m + i)), _mm512_mul_ps(ob1, gi));
+        const __m512 vi = _mm512_add_ps(_mm512_mul_ps(b2, _mm512_maskz_loadu_ps(k, v + i)),
+                                        _mm512_mul_ps(_mm512_mul_ps(ob2, gi), gi));
+        const __m512 mhat = _mm512_div_ps(mi, bc1), vhat = _mm512_div_ps(vi, bc2);
+        const __m512 wi = _mm512_maskz_loadu_ps(k, w + i);
+        const __m512 upd = _mm512_add_ps(_mm512_div_ps(mhat, _mm512_add_ps(_mm512_sqrt_ps(vhat), eps)), _mm512_mul_ps(wd, wi));
+        _mm512_mask_storeu_ps(m + i, k, mi);
+        _mm512_mask_storeu_ps(v + i, k, vi);
+        _mm512_mask_storeu_ps(w + i, k, _mm512_sub_ps(wi, _mm512_mul_ps(lr, upd)));
+        _mm512_mask_storeu_ps(g + i, k, _mm512_setzero_ps());
+    }
+}
+
+const train_kernel_table train_kernels_avx512 = {
+    .name = "avx512",
+    .silu_mul = silu_mul_avx512,
+    .silu_mul_bwd = silu_mul_bwd_avx512,
+    .exp_sum = exp_sum_avx512,
+    .exp_shift = exp_shift_avx512,
+    .fake_quant = fake_quant_avx512,
+    .adamw = adamw_avx512,
+};

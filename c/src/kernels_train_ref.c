@@ -4,6 +4,8 @@
  */
 #include "kernels.h"
 
+#include <math.h>
+
 /* Backward of delta_step for one head and token. With P = S_{t−1}, S_t = α P + β (v − α P k) kᵀ,
  * o = S_t q, and dS = ∂L/∂S_t from the later tokens:
  *   dS += do qᵀ;  dq = S_tᵀ do
@@ -40,3 +42,76 @@ void delta_step_bwd_ref(float *dS, float *dq, float *dk, float *dv, float *dalph
     *dalpha = sp - beta * pkdsk;
     *dbeta = db;
 }
+
+/* ---- elementwise exponentials (the formulas the trainer used inline before they became kernels) ---- */
+
+void silu_mul_ref(float *y, const float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float s = g[i] / (1.0f + expf(-g[i]));
+        y[i] = u ? s * u[i] : s;
+    }
+}
+
+void silu_mul_bwd_ref(float *dg, float *du, const float *dy, const float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float s = 1.0f / (1.0f + expf(-g[i])), d = s * (1.0f + g[i] * (1.0f - s));
+        if (u) {
+            const float dyi = dy[i];
+            dg[i] = dyi * u[i] * d;
+            du[i] = dyi * g[i] * s;
+        } else {
+            dg[i] = dy[i] * d;
+        }
+    }
+}
+
+/* summed in double: the reference's sum is the accurate one */
+float exp_sum_ref(const float *x, float shift, int64_t n) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)expf(x[i] - shift);
+    return (float)s;
+}
+
+void exp_shift_ref(float *y, const float *x, float shift, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i] - shift);
+}
+
+void fake_quant_ref(float *y, const float *x, float s, float lim, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float v = nearbyintf(x[i] / s);
+        v = v > lim ? lim : v < -lim ? -lim : v;
+        y[i] = s * v;
+    }
+}
+
+/* g ← g·scale;  m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  w ← w − lr (m̂ / (√v̂ + ε) + wd·w),
+ * m̂ = m / bc1, v̂ = v / bc2;  g ← 0. */
+void adamw_ref(float *w, float *m, float *v, float *g, const adamw_consts *c, int64_t n) {
+    const float b1 = c->b1, b2 = c->b2;
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i] * c->scale;
+        float mi = m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        float vi = v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        float mhat = mi / c->bc1, vhat = vi / c->bc2;
+        w[i] -= c->lr * (mhat / (sqrtf(vhat) + c->eps) + c->wd * w[i]);
+        g[i] = 0.0f;
+    }
+}
+
+const train_kernel_table train_kernels_ref = {
+    .name = "ref",
+    .silu_mul = silu_mul_ref,
+    .silu_mul_bwd = silu_mul_bwd_ref,
+    .exp_sum = exp_sum_ref,
+    .exp_shift = exp_shift_ref,
+    .fake_quant = fake_quant_ref,
+    .adamw = adamw_ref,
+};
+
+const train_kernel_table *train_kernels_for(const kernel_table *k) {
+    if (k == &kernels_avx512) return &train_kernels_avx512;
+    if (k == &kernels_avx2) return &train_kernels_avx2;
+    return &train_kernels_ref;
+}
+
+const train_kernel_table *train_kernels(void) { return train_kernels_for(kernels()); }

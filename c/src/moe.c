@@ -51,9 +51,65 @@ void moe_route(int32_t *sel, float *w, const float *s, const float *bias, const 
     for (int i = 0; i < K; i++) w[i] = s[sel[i]] / sum * hp->scale;
 }
 
+/* Most routed experts per token the one-token path below handles (its op arrays are fixed). */
+#define MOE_DECODE_MAX_K 8
+
+/* One token (decode): the same arithmetic as the batched path in moe_forward, in 2 pool
+ * passes instead of 2 + 2K: the router runs on the calling thread (E rows), every gate/up
+ * projection (shared and routed) reads the one quantized row in one pass, every down
+ * projection in a second. Each output row is still one gemv_bt2 on one thread, so the
+ * result is bit-identical to the batched path (decode == prefill). Hidden rows: gate/up and
+ * act2 row 0 = the shared expert, row 1 + k = routed slot k (needs K + 1 buffer rows). */
+static void moe_decode(float *y, const float *xn, const moe_weights *w, const moe_hparams *hp, int64_t D,
+                       moe_buffers *buf) {
+    const kernel_table *kt = kernels();
+    const int64_t E = hp->n_expert, K = hp->n_used, Ie = hp->ff, Ish = (int64_t)hp->n_shared * hp->ff;
+    const int64_t I = BRAID_MAX(Ie, Ish); /* row stride of gate / up */
+    fmat_mul(buf->scores, E, w->router, xn, 1, D, 0, E);
+    for (int64_t e = 0; e < E; e++) buf->scores[e] = 1.0f / (1.0f + expf(-buf->scores[e]));
+    moe_route(buf->sel, buf->wsel, buf->scores, w->bias, hp);
+
+    const size_t gate_bytes = bt2_bytes(Ie, D), down_bytes = bt2_bytes(D, Ie);
+    const int first = Ish > 0 ? 0 : 1; /* row 0 (the shared expert) only if there is one */
+    linear_op in[2 * (MOE_DECODE_MAX_K + 1)], out[MOE_DECODE_MAX_K + 1];
+    act_q8 in_act[2 * (MOE_DECODE_MAX_K + 1)];
+    int64_t in_cols[2 * (MOE_DECODE_MAX_K + 1)], out_cols[MOE_DECODE_MAX_K + 1];
+    int n_in = 0, n_out = 0;
+    linear_quantize(buf->act, xn, 1, D);
+    for (int64_t s = first; s <= K; s++) {
+        const int64_t e = s - 1, width = s == 0 ? Ish : Ie; /* s: 0 shared, 1 + k routed slot k */
+        const uint8_t *g = s == 0 ? w->shared.gate : w->gate + (size_t)buf->sel[e] * gate_bytes;
+        const uint8_t *u = s == 0 ? w->shared.up : w->up + (size_t)buf->sel[e] * gate_bytes;
+        in[n_in] = (linear_op){.y = buf->gate + s * I, .ldy = I, .bt2 = g, .rows = width};
+        in_act[n_in] = buf->act[0], in_cols[n_in++] = D;
+        in[n_in] = (linear_op){.y = buf->up + s * I, .ldy = I, .bt2 = u, .rows = width};
+        in_act[n_in] = buf->act[0], in_cols[n_in++] = D;
+    }
+    linear_run_rows(in, n_in, in_act, in_cols);
+    for (int64_t s = first; s <= K; s++) {
+        const int64_t width = s == 0 ? Ish : Ie;
+        kt->swiglu(buf->gate + s * I, buf->gate + s * I, buf->up + s * I, width);
+        linear_quantize(&buf->act2[s], buf->gate + s * I, 1, width);
+        const uint8_t *d = s == 0 ? w->shared.down : w->down + (size_t)buf->sel[s - 1] * down_bytes;
+        out[n_out] = (linear_op){.y = s == 0 ? y : buf->slot + (s - 1) * D, .ldy = D, .bt2 = d, .rows = D};
+        out_cols[n_out++] = width;
+    }
+    linear_run_rows(out, n_out, &buf->act2[first], out_cols);
+    if (Ish == 0) memset(y, 0, sizeof(float) * (size_t)D);
+    /* combine as moe_forward does: y += Σ_k w_k · slot_k, k in ascending expert order */
+    for (int64_t k = 0; k < K; k++) {
+        const float *o = buf->slot + k * D, wk = buf->wsel[k];
+        for (int64_t j = 0; j < D; j++) y[j] += wk * o[j];
+    }
+}
+
 void moe_forward(float *y, const float *xn, const moe_weights *w, const moe_hparams *hp, int64_t T, int64_t D,
                  moe_buffers *buf) {
     const int64_t E = hp->n_expert, K = hp->n_used, Ie = hp->ff, Ish = (int64_t)hp->n_shared * hp->ff;
+    if (T == 1 && K <= MOE_DECODE_MAX_K && buf->rows >= K + 1) {
+        moe_decode(y, xn, w, hp, D, buf);
+        return;
+    }
 
     /* router scores (fp32 activations) */
     linear_op r = {.y = buf->scores, .ldy = E, .fm = w->router, .rows = E};

@@ -38,6 +38,7 @@ typedef struct {
     float *gate, *up; /* [T, max(I, I_shared, I_e)] */
     float *eo;        /* [T, D] one expert's outputs */
     float *slot;      /* [T·K, D] routed outputs by (token, slot) */
+    int64_t rows;     /* T: the row capacity of the buffers above (the context's max batch) */
 } moe_buffers;
 
 /* Routing of one token row of sigmoid scores s [E] with bias b: the K largest

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels.h"
 #include "threadpool.h"
 #include "train.h"
 
@@ -36,27 +37,25 @@ static void norm_task(void *arg, int64_t b0, int64_t b1, int32_t thread) {
     }
 }
 
-/* Parameters are updated param by param (each has its own decay flag). */
-static void update_task(void *arg, int64_t p0, int64_t p1, int32_t thread) {
+/* Blocks b0..b1 of ADAM_BLOCK floats, each param's part of them in the kernel table's AdamW (each
+ * param has its own decay flag). Split by floats, not by params: a split by params left one thread
+ * the 1M-float token embedding. Elementwise, so the split changes no bit. */
+static void update_task(void *arg, int64_t b0, int64_t b1, int32_t thread) {
     adam_job *j = arg;
     braid_trainer *tr = j->tr;
-    const float b1 = tr->beta1, b2 = tr->beta2, eps = tr->eps;
-    for (int64_t p = p0; p < p1; p++) {
+    const train_kernel_table *kt = train_kernels();
+    const int64_t f0 = b0 * ADAM_BLOCK, f1 = BRAID_MIN(tr->n_floats, b1 * ADAM_BLOCK);
+    adamw_consts c = {j->scale, tr->beta1, tr->beta2, j->bc1, j->bc2, j->lr, tr->eps, 0.0f};
+    for (int32_t p = 0; p < tr->n_params; p++) {
         const tparam *tp = &tr->params[p];
-        const int64_t i0 = tp->offset, i1 = i0 + tp->rows * tp->cols;
+        const int64_t i0 = BRAID_MAX(f0, tp->offset), i1 = BRAID_MIN(f1, tp->offset + tp->rows * tp->cols);
+        if (i0 >= i1) continue;
         if (tp->frozen) { /* moved by its layer's after_update rule; nothing accumulates a gradient here */
             memset(tr->g + i0, 0, sizeof(float) * (size_t)(i1 - i0));
             continue;
         }
-        const float wd = tp->decay ? tr->weight_decay : 0.0f;
-        for (int64_t i = i0; i < i1; i++) {
-            float g = tr->g[i] * j->scale;
-            float m = tr->m[i] = b1 * tr->m[i] + (1.0f - b1) * g;
-            float v = tr->v[i] = b2 * tr->v[i] + (1.0f - b2) * g * g;
-            float mhat = m / j->bc1, vhat = v / j->bc2;
-            tr->w[i] -= j->lr * (mhat / (sqrtf(vhat) + eps) + wd * tr->w[i]);
-            tr->g[i] = 0.0f;
-        }
+        c.wd = tp->decay ? tr->weight_decay : 0.0f;
+        kt->adamw(tr->w + i0, tr->m + i0, tr->v + i0, tr->g + i0, &c, i1 - i0);
     }
 }
 
@@ -76,7 +75,7 @@ int32_t train_adamw_update(braid_trainer *tr, float lr, float grad_scale, float 
     j.lr = lr;
     j.bc1 = 1.0f - powf(tr->beta1, (float)tr->step);
     j.bc2 = 1.0f - powf(tr->beta2, (float)tr->step);
-    pool_parallel_for(tr->n_params, 1, update_task, &j);
+    pool_parallel_for(nb, 1, update_task, &j);
     /* rules that follow the step (the MoE bias's load balancing), before Ŵ is refreshed */
     for (int32_t l = 0; l < tr->hp.n_layer; l++) {
         const tblock *b = &tr->blocks[l];

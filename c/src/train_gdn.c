@@ -61,8 +61,13 @@ typedef struct {
     int64_t H, dk, dv, Hdk, Hdv, K, C, nch;
 } gdn_dims;
 
+/* Tokens between two stored states. Not the model's prefill chunk: the backward recomputes the
+ * states of one interval into a [C+1, d_v, d_k] buffer, and at 64 tokens of 64×64 heads that buffer
+ * (1 MB) fell out of L2; at 16 it is 272 KB, for 4× the stored states (B·H·T/16 of them). */
+#define GDN_CKPT 16
+
 static gdn_dims dims_of(const gdn_hparams *hp, int64_t T) {
-    gdn_dims d = {hp->n_head, hp->d_k, hp->d_v, 0, 0, hp->conv_k, hp->chunk, 0};
+    gdn_dims d = {hp->n_head, hp->d_k, hp->d_v, 0, 0, hp->conv_k, GDN_CKPT, 0};
     d.Hdk = d.H * d.dk;
     d.Hdv = d.H * d.dv;
     d.nch = (T + d.C - 1) / d.C;
@@ -88,12 +93,14 @@ typedef struct {
 static void fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
     const head_job *j = arg;
     const kernel_table *kt = kernels();
+    const train_kernel_table *tk = train_kernels();
     const gdn_dims d = j->d;
     gdn_acts *a = j->a;
     const braid_trainer *tr = j->tr;
     const float eps = tr->hp.rms_eps;
     const float qscale = 1.0f / sqrtf((float)d.dk);
     const float *a_log = tp_w(tr, j->bl->a_log), *dtb = tp_w(tr, j->bl->dt_bias), *onw = tp_w(tr, j->bl->o_norm);
+    float *nrm = tr->scratch + (int64_t)thread * tr->scratch_per_thread; /* [dv] w ⊙ o r of one token */
     for (int64_t task = i0; task < i1; task++) {
         const int64_t b = task / d.H, h = task % d.H;
         const float decay = -expf(a_log[h]);
@@ -131,8 +138,8 @@ static void fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
             float r = 1.0f / sqrtf(ss / (float)d.dv + eps);
             a->rstd_o[row * d.H + h] = r;
             const float *gp = a->gp + row * d.Hdv + h * d.dv;
-            float *u = a->u + row * d.Hdv + h * d.dv;
-            for (int64_t i = 0; i < d.dv; i++) u[i] = onw[i] * (o[i] * r) * tsilu(gp[i]);
+            for (int64_t i = 0; i < d.dv; i++) nrm[i] = onw[i] * (o[i] * r);
+            tk->silu_mul(a->u + row * d.Hdv + h * d.dv, gp, nrm, d.dv); /* the SiLU in the vector exp */
         }
     }
 }
@@ -175,6 +182,7 @@ typedef struct {
 static void bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
     const bwd_job *j = arg;
     const kernel_table *kt = kernels();
+    const train_kernel_table *tk = train_kernels();
     const gdn_dims d = j->d;
     const gdn_acts *a = j->a;
     gdn_grads *gr = j->gr;
@@ -192,17 +200,17 @@ static void bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
         /* (O) backward: u = n ⊙ SiLU(g̃), n = w ⊙ o r  →  dg̃, then do through the RMSNorm */
         for (int64_t t = 0; t < T; t++) {
             const int64_t row = b * T + t, off = row * d.Hdv + h * d.dv;
-            const float *o = a->o + off, *gp = a->gp + off, *du = gr->du + off;
+            const float *o = a->o + off, *gp = a->gp + off;
+            float *du = gr->du + off; /* read here, then replaced by the o_norm gradient's terms */
             const float r = a->rstd_o[row * d.H + h];
-            float *dgp = gr->dgp + off, *dot = dO + t * d.dv;
+            float *dgp = gr->dgp + off, *dot = dO + t * d.dv, *nrm = oscr + d.dv;
             float s = 0.0f;
-            for (int64_t i = 0; i < d.dv; i++) {
-                float n = onw[i] * o[i] * r;
-                dgp[i] = du[i] * n * tsilu_grad(gp[i]);
-                float dn = du[i] * tsilu(gp[i]);
-                dot[i] = dn; /* temporarily ∂L/∂n */
-                s += onw[i] * dn * o[i];
-            }
+            for (int64_t i = 0; i < d.dv; i++) nrm[i] = onw[i] * o[i] * r;
+            /* dg̃ = du ⊙ n ⊙ SiLU'(g̃) and ∂L/∂n = du ⊙ SiLU(g̃) (into dot for now), in the vector exp */
+            tk->silu_mul_bwd(dgp, dot, du, gp, nrm, d.dv);
+            for (int64_t i = 0; i < d.dv; i++) s += onw[i] * dot[i] * o[i];
+            /* ∂L/∂w_i of the o-norm for this token, du SiLU(g̃) o r, summed over rows in bwd() */
+            for (int64_t i = 0; i < d.dv; i++) du[i] = dot[i] * o[i] * r;
             const float c = r * r * r * s / (float)d.dv;
             for (int64_t i = 0; i < d.dv; i++) dot[i] = r * onw[i] * dot[i] - c * o[i];
         }
@@ -303,8 +311,8 @@ static void bwd(braid_trainer *tr, const void *params, const void *acts, const f
             da_log[h] += dg * a->gl[row * d.H + h];
             ddtb[h] += da;
             const int64_t off = row * d.Hdv + h * d.dv;
-            const float r = a->rstd_o[row * d.H + h];
-            for (int64_t i = 0; i < d.dv; i++) donw[i] += gr->du[off + i] * tsilu(a->gp[off + i]) * a->o[off + i] * r;
+            /* bwd_task left each row's terms in du: this serial sum no longer runs a scalar expf each */
+            for (int64_t i = 0; i < d.dv; i++) donw[i] += gr->du[off + i];
         }
     /* (C) */
     conv_bwd(gr->dqp, tp_g(tr, bl->conv_q), gr->dqs, a->qz, a->qp, tp_w(tr, bl->conv_q), B, T, d.Hdk, d.K);
@@ -339,7 +347,7 @@ static int32_t bind(braid_trainer *tr, int32_t il, void *params) {
 static void layout(const braid_trainer *tr, float *base, int64_t *c, int64_t B, int64_t T, void *acts) {
     gdn_acts *a = acts;
     const int64_t N = B * T, H = tr->hp.gdn.n_head, Hdk = H * tr->hp.gdn.d_k, Hdv = H * tr->hp.gdn.d_v;
-    const int64_t nch = (T + tr->hp.gdn.chunk - 1) / tr->hp.gdn.chunk;
+    const int64_t nch = dims_of(&tr->hp.gdn, T).nch;
     a->qp = train_carve(base, c, N * Hdk);
     a->kp = train_carve(base, c, N * Hdk);
     a->vp = train_carve(base, c, N * Hdv);

@@ -603,6 +603,86 @@ static void test_delta_step_bwd(const kernel_table *K) {
     if (K == &kernels_ref) report(K->name, "delta_step_bwd dβ vs finite difference", e_s2, 1e-2, 1);
 }
 
+/* The trainer's elementwise exponentials against _ref (ELT_N covers every tail length class), on inputs
+ * from −30 to 30 (SiLU's saturated ends included); the softmax pieces on logits shifted by their max like
+ * the cross-entropy's. The backward's dg is compared against |dy u| max(1, |g|) (its own size where
+ * SiLU' crosses zero, at g ≈ −1.28, is the difference of two O(1) terms); all others per element. */
+static void test_train_elementwise(const train_kernel_table *K) {
+    const train_kernel_table *R = &train_kernels_ref;
+    double e_f = 0, e_b = 0, e_s = 0, e_x = 0;
+    for (int a = 0; a < COUNT(ELT_N); a++) {
+        const int64_t n = ELT_N[a];
+        float *g = xalloc(n * 4), *u = xalloc(n * 4), *dy = xalloc(n * 4), *y = xalloc(n * 4), *yr = xalloc(n * 4);
+        float *dg = xalloc(n * 4), *du = xalloc(n * 4), *dgr = xalloc(n * 4), *dur = xalloc(n * 4);
+        for (int64_t i = 0; i < n; i++) g[i] = rng_uniform(-30.0f, 30.0f);
+        if (n >= 3) g[0] = 0.0f, g[1] = -1.2785f, g[2] = 88.0f;
+        fill_normal(u, n, 1.0f);
+        fill_normal(dy, n, 1.0f);
+        for (int withu = 0; withu < 2; withu++) {
+            const float *uu = withu ? u : NULL;
+            K->silu_mul(y, g, uu, n);
+            R->silu_mul(yr, g, uu, n);
+            e_f = fmax(e_f, max_rel_err(y, yr, n));
+            K->silu_mul_bwd(dg, du, dy, g, uu, n);
+            R->silu_mul_bwd(dgr, dur, dy, g, uu, n);
+            for (int64_t i = 0; i < n; i++) {
+                const double scale = fabs(dy[i] * (withu ? u[i] : 1.0f)) * fmax(1.0, fabs(g[i])) + 1e-30;
+                e_b = fmax(e_b, fabs((double)dg[i] - dgr[i]) / scale);
+            }
+            if (withu) e_b = fmax(e_b, max_rel_err(du, dur, n));
+        }
+        /* softmax pieces: logits of spread ~10 shifted by their max (every exponent <= 0) */
+        fill_normal(g, n, 10.0f);
+        float mx = g[0];
+        for (int64_t i = 1; i < n; i++) mx = g[i] > mx ? g[i] : mx;
+        const float s = K->exp_sum(g, mx, n), sr = R->exp_sum(g, mx, n);
+        e_s = fmax(e_s, fabs((double)s - sr) / fmax(1.0, fabs(sr)));
+        K->exp_shift(y, g, mx, n);
+        R->exp_shift(yr, g, mx, n);
+        for (int64_t i = 0; i < n; i++) e_x = fmax(e_x, fabs((double)y[i] - yr[i]) / fmax(1e-30, fabs(yr[i])));
+        memcpy(yr, g, n * 4); /* in place: y aliases x */
+        K->exp_shift(yr, yr, mx, n);
+        CHECK(memcmp(y, yr, n * 4) == 0, "%s exp_shift in place differs from out of place (n %lld)", K->name, (long long)n);
+        /* fake_quant is exact: the same bits as _ref, ties (x = (k + ½) s) and the clamp included */
+        for (int lim = 1; lim <= 127; lim += 126) {
+            const float sc = lim == 1 ? 0.0173f : 0.0421f;
+            fill_normal(g, n, lim == 1 ? 0.03f : 3.0f);
+            for (int64_t i = 0; i < n; i += 3) g[i] = ((float)(i % 7) - 3.0f + 0.5f) * sc;
+            if (n >= 2) g[1] = -((float)lim + 5.0f) * sc;
+            K->fake_quant(y, g, sc, (float)lim, n);
+            R->fake_quant(yr, g, sc, (float)lim, n);
+            CHECK(memcmp(y, yr, n * 4) == 0, "%s fake_quant lim %d differs from _ref (n %lld)", K->name, lim, (long long)n);
+            int clamped = 0;
+            for (int64_t i = 0; i < n; i++) clamped |= fabsf(yr[i]) == sc * (float)lim;
+            CHECK(n < 2 || clamped, "fake_quant test data never reaches the clamp (lim %d)", lim);
+        }
+        aligned_free(g), aligned_free(u), aligned_free(dy), aligned_free(y), aligned_free(yr);
+        aligned_free(dg), aligned_free(du), aligned_free(dgr), aligned_free(dur);
+    }
+    /* adamw: the same bits as _ref over every tail length, g zeroed */
+    for (int a = 0; a < COUNT(ELT_N); a++) {
+        const int64_t n = ELT_N[a];
+        float *w = xalloc(n * 4), *m = xalloc(n * 4), *v = xalloc(n * 4), *g = xalloc(n * 4);
+        float *wr = xalloc(n * 4), *mr = xalloc(n * 4), *vr = xalloc(n * 4), *gr = xalloc(n * 4);
+        fill_normal(w, n, 0.1f), fill_normal(m, n, 0.01f), fill_normal(g, n, 0.05f);
+        for (int64_t i = 0; i < n; i++) v[i] = rng_uniform(0.0f, 1e-3f);
+        memcpy(wr, w, n * 4), memcpy(mr, m, n * 4), memcpy(vr, v, n * 4), memcpy(gr, g, n * 4);
+        const adamw_consts c = {0.37f, 0.9f, 0.95f, 0.271f, 0.0975f, 2e-3f, 1e-8f, 0.1f};
+        K->adamw(w, m, v, g, &c, n);
+        R->adamw(wr, mr, vr, gr, &c, n);
+        int zero = 1;
+        for (int64_t i = 0; i < n; i++) zero &= g[i] == 0.0f;
+        CHECK(memcmp(w, wr, n * 4) == 0 && memcmp(m, mr, n * 4) == 0 && memcmp(v, vr, n * 4) == 0 && zero,
+              "%s adamw differs from _ref (n %lld)", K->name, (long long)n);
+        aligned_free(w), aligned_free(m), aligned_free(v), aligned_free(g);
+        aligned_free(wr), aligned_free(mr), aligned_free(vr), aligned_free(gr);
+    }
+    report(K->name, "silu_mul", e_f, TOL_ELT, 1);
+    report(K->name, "silu_mul_bwd", e_b, TOL_ELT, 1);
+    report(K->name, "exp_sum", e_s, TOL_RED, 1);
+    report(K->name, "exp_shift (rel)", e_x, TOL_ELT, 1);
+}
+
 /* conv1d_causal_ref: decoding token by token equals one call over the whole sequence. */
 static void test_conv_streaming(void) {
     int64_t n = 9, ch = 5, k = 4;
@@ -705,6 +785,9 @@ int main(void) {
         test_elementwise(K);
         test_delta_step(K);
         test_delta_step_bwd(K);
+        test_train_elementwise(train_kernels_for(K));
+        CHECK(train_kernels_for(K) == train_kernels() && strcmp(train_kernels()->name, K->name) == 0,
+              "train_kernels() follows the selected ISA (%s)", K->name);
         strcat(tested, " ");
         strcat(tested, K->name);
     }
