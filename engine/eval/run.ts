@@ -209,7 +209,10 @@ export async function evaluateModel(opts: EvalOptions): Promise<EvalReport> {
       expected: d.expected,
       reference: d.answer,
     }));
-    const trainedPool = corpora.wordnetChats.train.filter((c) => c.kind === 'definition' && c.expected !== undefined);
+    // one item per word (a word has a definition chat per phrasing)
+    const trainedPool = [
+      ...new Map(corpora.wordnetChats.train.filter((c) => c.kind === 'definition' && c.expected !== undefined).map((c) => [c.word, c])).values(),
+    ];
     const trainedDefs: DefinitionItem[] = sample(trainedPool, opts.limit, opts.seed, 'eval definitions trained').map((c) => ({
       word: c.word,
       // Training asked some words in other phrasings ("Define dog."); evaluation always asks the canonical one.

@@ -76,7 +76,7 @@ describe('WordNet dict files', () => {
     const all = buildWordNetChats(wn, c, vocab);
     const chats = [...all.train, ...all.heldOut];
     const answer = (word: string, kind: string) => chats.find((ch) => ch.word === word && ch.kind === kind)?.example.messages.at(-1)?.content;
-    expect(answer('dog', 'definition')).toMatch(/^dog \(noun\): a member of the genus Canis .*domesticated.*\.\nExample: "The dog barked all night\."$/);
+    expect(answer('dog', 'definition')).toMatch(/^dog \(noun\): a member of the genus Canis .*domesticated[^\n]*\.$/); // the gloss only
     expect(answer('run', 'definition')).toMatch(/^run \(verb\): move fast .*\nrun \(noun\): /); // verb first: Brown uses it more
     expect(answer('big', 'synonym')).toBe('A synonym for big is large.');
     expect(answer('good', 'antonym')).toBe('The opposite of good is bad.');
@@ -85,6 +85,19 @@ describe('WordNet dict files', () => {
     expect(def.expected).toEqual([{ pos: 'noun', definition: expect.stringContaining('domesticated') }]);
     expect(def.example.messages.at(-2)?.role).toBe('user');
     expect(definitionQuestion('dog')).toBe('What does dog mean?');
+  });
+
+  it('gives definition chats to the commonest definitionWords words only', () => {
+    const c = counts({ dog: { noun: 50 }, big: { adjective: 300 }, good: { adjective: 700 }, run: { verb: 200 } });
+    const vocab = rankedVocabulary(wn, c, { minCount: 1 }); // good, big, run, dog
+    const some = buildWordNetChats(wn, c, vocab, { definitionWords: 2 });
+    const defined = [...some.train, ...some.heldOut].filter((ch) => ch.kind === 'definition').map((ch) => ch.word);
+    expect([...new Set(defined)].sort()).toEqual(['big', 'good']);
+    // every phrasing of the definition question, so the model learns to copy the word from any of them
+    const questions = some.train.concat(some.heldOut).filter((ch) => ch.kind === 'definition' && ch.word === 'good').map((ch) => ch.example.messages.at(-2)?.content);
+    expect(questions).toEqual(['What does good mean?', 'Define good.', 'What is the meaning of good?', 'What does the word "good" mean?']);
+    // the other kinds still cover every word
+    expect([...some.train, ...some.heldOut].some((ch) => ch.word === 'dog' && ch.kind === 'usage')).toBe(true);
   });
 
   it('holds out ~5 % of words, all of their chats, and no trained definition repeats a held-out gloss', () => {
@@ -108,7 +121,7 @@ describe('WordNet dict files', () => {
     // "car" shares its leading gloss with the held-out "automobile": its definition is not trained either.
     const cars = buildWordNetChats(wn, counts({ car: { noun: 200 }, automobile: { noun: 50 } }), ['car', 'automobile']);
     expect(isWordHeldOut('automobile')).toBe(true);
-    expect(cars.droppedForLeak).toBe(1);
+    expect(cars.droppedForLeak).toBe(4); // car's definition chat in each of its 4 phrasings
     expect(cars.train.map((ch) => `${ch.word}/${ch.kind}`)).toEqual(['car/synonym', 'car/usage']);
     const sample = Array.from({ length: 20_000 }, (_, i) => `w${i}`);
     const share = sample.filter(isWordHeldOut).length / sample.length;

@@ -23,6 +23,8 @@ export interface CorporaOptions {
   maxWords?: number;
   /** Least Brown occurrences of such a word (default 3). */
   minCount?: number;
+  /** The commonest words that also get definition chats (default 1000). */
+  definitionWords?: number;
   /** Brown file ids to read (default all 500; tests read a few). */
   brownIds?: readonly string[];
   brownDir?: string;
@@ -31,6 +33,13 @@ export interface CorporaOptions {
 
 /** Default size of the WordNet vocabulary: what a 2–4M-token run can repeat a few times. */
 export const DEFAULT_MAX_WORDS = 4000;
+/**
+ * Default number of words with definition chats. A definition is only
+ * recognisable when the model has learned the gloss by heart; a 4.7M-parameter
+ * model sees each of 1000 words' glosses (×4 phrasings, ~150k tokens) a few
+ * dozen times in the default run, where 4000 words were seen ~3 times each.
+ */
+export const DEFAULT_DEFINITION_WORDS = 1000;
 
 /** Reads Brown and WordNet from their npm packages (a few seconds; no network). */
 export function loadBuiltinCorpora(opts: CorporaOptions = {}): BuiltinCorpora {
@@ -40,6 +49,8 @@ export function loadBuiltinCorpora(opts: CorporaOptions = {}): BuiltinCorpora {
   const posCounts = brownPosCounts(brown.train);
   const wordnet = loadWordNet(opts.wordnetDir ?? wordnetDictDir());
   const vocabulary = rankedVocabulary(wordnet, posCounts, { maxWords: opts.maxWords ?? DEFAULT_MAX_WORDS, minCount: opts.minCount ?? 3 });
-  const wordnetChats = buildWordNetChats(wordnet, posCounts, vocabulary);
+  const wordnetChats = buildWordNetChats(wordnet, posCounts, vocabulary, {
+    definitionWords: opts.definitionWords ?? DEFAULT_DEFINITION_WORDS,
+  });
   return { brown, wordnet, posCounts, vocabulary, wordnetChats };
 }

@@ -55,8 +55,10 @@ function qa(question: string, answer: string): ChatExample {
 export function heldOutEvalSets(corpora: BuiltinCorpora, opts: { arithmetic?: ArithmeticOptions } = {}): EvalSets {
   const brown = corpora.brown.heldOut.map((f) => ({ id: f.id, text: brownDocumentText(f) }));
   const definitions: HeldOutDefinition[] = [];
+  const asked = new Set<string>(); // a word has a definition chat per phrasing; ask it once
   for (const ch of corpora.wordnetChats.heldOut) {
-    if (ch.kind !== 'definition' || ch.expected === undefined) continue;
+    if (ch.kind !== 'definition' || ch.expected === undefined || asked.has(ch.word)) continue;
+    asked.add(ch.word);
     const question = definitionQuestion(ch.word);
     const answer = ch.example.messages[ch.example.messages.length - 1]!.content;
     definitions.push({ word: ch.word, question, expected: ch.expected, answer, example: qa(question, answer) });

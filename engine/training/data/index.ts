@@ -45,6 +45,7 @@ export {
 } from './chat-jsonl.ts';
 export {
   DEFAULT_MAX_WORDS,
+  DEFAULT_DEFINITION_WORDS,
   loadBuiltinCorpora,
   type BuiltinCorpora,
   type CorporaOptions,

@@ -3,7 +3,9 @@
  * the vocabulary is ranked by Brown frequency, and a word's parts of speech
  * are ordered by how Brown tags it ("run" is a verb first). Four kinds:
  *
- *   definition  "What does dog mean?"      → "dog (noun): a member of … .\nExample: "The dog barked all night.""
+ *   definition  "What does dog mean?"      → "dog (noun): a member of the genus Canis … ."
+ *               (only for the commonest words: a small model learns a few hundred
+ *               glosses by heart, not thousands; see BuildOptions.definitionWords)
  *   synonym     "Give a synonym for big."  → "A synonym for big is large."
  *   antonym     "What is the opposite of good?" → "The opposite of good is bad."
  *   usage       "Use dog in a sentence."   → "The dog barked all night."
@@ -161,10 +163,9 @@ function material(wordnet: WordNet, counts: ReadonlyMap<string, PosCounts>, word
   const expected = leads.map((s) => ({ pos: s.pos, definition: s.definition }));
   const answers: Partial<Record<WordNetChatKind, string>> = {};
 
-  const lines = expected.map((e) => `${word} (${e.pos}): ${sentenceEnd(e.definition)}`);
-  const example = exampleFor(leads, word, 2);
-  if (example !== null) lines.push(`Example: "${sentenceEnd(capitalize(example))}"`);
-  answers.definition = lines.join('\n');
+  // Glosses only: an example line would double what must be learned by heart per
+  // word, and the usage chats already teach sentences with the word.
+  answers.definition = expected.map((e) => `${word} (${e.pos}): ${sentenceEnd(e.definition)}`).join('\n');
 
   // Synonym and antonym come from the leading senses only: "house" → "firm" (its second
   // sense) is true but not what someone asking about houses means.
@@ -213,6 +214,32 @@ function chat(kind: WordNetChatKind, word: string, answer: string): WordNetChat 
 }
 
 /**
+ * A definition chat per phrasing. With one phrasing per word (chosen by hash) the
+ * default model learned each gloss keyed to its own question: asked "What does
+ * statement mean?" when it had only seen "Define statement.", it wrote the first
+ * word of the answer right 29% of the time instead of 94% (teacher-forced, 200
+ * trained words). Every phrasing of every word makes it copy the word whatever
+ * the question looks like.
+ */
+function definitionChats(word: string, answer: string): WordNetChat[] {
+  return QUESTIONS.definition.map((q, i) => {
+    const h = stableHash(`definition\u0000${word}\u0000${i}`);
+    return { kind: 'definition', word, example: singleTurnChat(q.replace('{w}', word), answer, h >>> 8) };
+  });
+}
+
+export interface BuildOptions {
+  kinds?: readonly WordNetChatKind[];
+  /**
+   * Only the first this many words (the commonest, for a ranked list) get a
+   * definition chat (default: all). Memorising a gloss takes many passes, so a
+   * run's definition budget is better spent on a few hundred common words than
+   * spread over thousands.
+   */
+  definitionWords?: number;
+}
+
+/**
  * Builds the chats of the given words (e.g. rankedVocabulary), in word order
  * then kind order, split into train and held-out by word.
  */
@@ -220,23 +247,27 @@ export function buildWordNetChats(
   wordnet: WordNet,
   counts: ReadonlyMap<string, PosCounts>,
   words: readonly string[],
-  kinds: readonly WordNetChatKind[] = WORDNET_CHAT_KINDS,
+  opts: BuildOptions = {},
 ): WordNetChatSet {
+  const kinds = opts.kinds ?? WORDNET_CHAT_KINDS;
+  const definitionWords = opts.definitionWords ?? words.length;
   const train: WordNetChat[] = [];
   const heldOut: WordNetChat[] = [];
   const heldOutGlosses = new Set<string>();
   const trainDefinitionSynsets = new Map<WordNetChat, string[]>();
-  for (const word of words) {
+  for (const [rank, word] of words.entries()) {
     const m = material(wordnet, counts, word);
     const out = isWordHeldOut(word) ? heldOut : train;
     if (out === heldOut) m.definitionSynsets.forEach((k) => heldOutGlosses.add(k));
     for (const kind of kinds) {
       const answer = m.answers[kind];
-      if (answer === undefined) continue;
-      const ch = chat(kind, word, answer);
-      if (kind === 'definition') ch.expected = m.expected;
-      out.push(ch);
-      if (out === train && kind === 'definition') trainDefinitionSynsets.set(ch, m.definitionSynsets);
+      if (answer === undefined || (kind === 'definition' && rank >= definitionWords)) continue;
+      const chats = kind === 'definition' ? definitionChats(word, answer) : [chat(kind, word, answer)];
+      for (const ch of chats) {
+        if (kind === 'definition') ch.expected = m.expected;
+        out.push(ch);
+        if (out === train && kind === 'definition') trainDefinitionSynsets.set(ch, m.definitionSynsets);
+      }
     }
   }
   const kept = train.filter((ch) => !(trainDefinitionSynsets.get(ch) ?? []).some((k) => heldOutGlosses.has(k)));
