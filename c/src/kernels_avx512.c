@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "kernels.h"
+#include "simd_exp_avx512.h"
 
 /* Lanes [0, rem) of a 16-lane vector, rem in [0, 16]. */
 static inline __mmask16 mask16(int64_t rem) { return (__mmask16)(rem >= 16 ? 0xffff : (1u << rem) - 1); }
@@ -305,22 +306,9 @@ static void gemm_bt2_avx512(float *Y, int64_t ldy, const uint8_t *W, int64_t row
 
 /* ---- element-wise --------------------------------------------------------- */
 
-/* exp(x), about 1 ulp (Cephes polynomial); scalef gives expf's overflow/underflow. */
-static inline __m512 exp_ps(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(89.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    return _mm512_scalef_ps(p, n);
-}
+/* exp(x): exp16 of simd_exp_avx512.h (Cephes polynomial, about 1 ulp; scalef gives expf's
+ * overflow/underflow; NaN passes). */
+static inline __m512 exp_ps(__m512 x) { return exp16(x); }
 
 static inline __m512 silu_ps(__m512 v) {
     return _mm512_div_ps(v, _mm512_add_ps(_mm512_set1_ps(1.0f), exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), v))));
