@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initLibrary } from '../../engine/binding/library.ts';
+import { activeIsa, initLibrary, setIsa } from '../../engine/binding/library.ts';
 import { chimeraTinyConfig, type ChimeraConfig } from '../../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../../engine/model-init/init-chimera.ts';
 import { NativeTrainer } from '../../engine/training/native-trainer.ts';
@@ -76,7 +76,7 @@ function wake(tr: NativeTrainer, slots: number): void {
  * noise (at the default step tm_eta.bias was 2.2% off, at 10× 0.1%).
  */
 function tmStep(name: string, rms: number): number {
-  const small = /\.tm_(alpha|eta|theta)\.|\.tm_persist_/.test(name);
+  const small = /\.tm_(alpha|eta|theta)\.|\.tm_persist_|\.tm_mem_/.test(name);
   return (small ? 1e-2 : 1e-3) * Math.max(rms, 0.3);
 }
 
@@ -99,6 +99,13 @@ describe('TM gradients (FP32 mode) vs finite differences', () => {
     ['3 persistent slots', 3],
     ['1 persistent slot', 1],
   ] as const)('match the directional derivative of every parameter within 2%% (%s, T = 14: three full segments and a partial one)', async (_label, slots) => {
+    // The scalar reference kernels: their expf is smooth, while the SIMD exp's range reduction
+    // steps by ~1 ulp where round(x·log2 e) changes, which a float32 central difference over
+    // this deep a path (memory updates across segments) turns into several % of error. The SIMD
+    // train kernels are checked against the reference in test_kernels, and every TM gradient on
+    // the default ISA against PyTorch in trainer-golden-all.test.ts.
+    const isa = activeIsa();
+    setIsa('ref');
     const tr = NativeTrainer.open(slots === 3 ? withSlots : oneSlot);
     try {
       tr.setQuant(false);
@@ -112,6 +119,7 @@ describe('TM gradients (FP32 mode) vs finite differences', () => {
       }
     } finally {
       tr.dispose();
+      setIsa(isa);
     }
   });
 });
