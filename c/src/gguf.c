@@ -482,6 +482,26 @@ int32_t gguf_get_f32(const gguf_file *f, const char *key, float *out) {
     return braid_fail(BRAID_ERR_FORMAT, "metadata key '%s' must be a float (type %u)", key, kv->type);
 }
 
+int32_t gguf_get_int_in(const gguf_file *f, const char *key, int64_t lo, int64_t hi, int32_t *out) {
+    int64_t v;
+    int32_t st = gguf_get_int(f, key, &v);
+    if (st) return st;
+    if (v < lo || v > hi)
+        return braid_fail(BRAID_ERR_FORMAT, "metadata %s = %lld is outside [%lld, %lld]", key, (long long)v,
+                          (long long)lo, (long long)hi);
+    *out = (int32_t)v;
+    return BRAID_OK;
+}
+
+int32_t gguf_get_f32_in(const gguf_file *f, const char *key, float lo, float hi, float *out) {
+    int32_t st = gguf_get_f32(f, key, out);
+    if (st) return st;
+    if (!(*out > lo && *out < hi))
+        return braid_fail(BRAID_ERR_FORMAT, "metadata %s = %g is not in (%g, %g)", key, (double)*out, (double)lo,
+                          (double)hi);
+    return BRAID_OK;
+}
+
 int32_t gguf_get_str(const gguf_file *f, const char *key, gguf_str *out) {
     const gguf_kv *kv = gguf_find_kv(f, key);
     if (!kv) return braid_fail(BRAID_ERR_FORMAT, "missing metadata key '%s'", key);

@@ -116,6 +116,10 @@ const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
 int32_t gguf_get_int(const gguf_file *f, const char *key, int64_t *out);
 int32_t gguf_get_f32(const gguf_file *f, const char *key, float *out);
 int32_t gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
+/* Range-checked getters for model loaders: an integer in [lo, hi] (as int32), a float in the
+ * open interval (lo, hi); outside it, BRAID_ERR_FORMAT naming the key and the value. */
+int32_t gguf_get_int_in(const gguf_file *f, const char *key, int64_t lo, int64_t hi, int32_t *out);
+int32_t gguf_get_f32_in(const gguf_file *f, const char *key, float lo, float hi, float *out);
 /* Element i of an array of strings (walks from the start: O(i)). */
 int32_t gguf_arr_str(const gguf_file *f, const gguf_kv *kv, uint64_t i, gguf_str *out);
 /* Element i of an array of INT32/UINT32/INT64/UINT64 (fits int64). */

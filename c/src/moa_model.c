@@ -19,33 +19,13 @@
 
 /* ---- metadata ------------------------------------------------------------------ */
 
-static int32_t get_int(const gguf_file *f, const char *key, int64_t lo, int64_t hi, int32_t *out) {
-    int64_t v;
-    int32_t st = gguf_get_int(f, key, &v);
-    if (st) return st;
-    if (v < lo || v > hi)
-        return braid_fail(BRAID_ERR_FORMAT, "metadata %s = %lld is outside [%lld, %lld]", key, (long long)v,
-                          (long long)lo, (long long)hi);
-    *out = (int32_t)v;
-    return BRAID_OK;
-}
-
 /* Optional integer key (default when absent). */
 static int32_t opt_int(const gguf_file *f, const char *key, int64_t lo, int64_t hi, int32_t def, int32_t *out) {
     if (!gguf_find_kv(f, key)) {
         *out = def;
         return BRAID_OK;
     }
-    return get_int(f, key, lo, hi, out);
-}
-
-static int32_t get_f32(const gguf_file *f, const char *key, float lo, float hi, float *out) {
-    int32_t st = gguf_get_f32(f, key, out);
-    if (st) return st;
-    if (!(*out > lo && *out < hi))
-        return braid_fail(BRAID_ERR_FORMAT, "metadata %s = %g is not in (%g, %g)", key, (double)*out, (double)lo,
-                          (double)hi);
-    return BRAID_OK;
+    return gguf_get_int_in(f, key, lo, hi, out);
 }
 
 static int32_t opt_f32(const gguf_file *f, const char *key, float def, float *out) {
@@ -59,7 +39,7 @@ static int32_t opt_f32(const gguf_file *f, const char *key, float def, float *ou
 static int32_t read_hparams(const gguf_file *f, moa_hparams *hp) {
     int32_t st;
 #define REQ(key, lo, hi, field) \
-    if ((st = get_int(f, "moa." key, lo, hi, &hp->field))) return st
+    if ((st = gguf_get_int_in(f, "moa." key, lo, hi, &hp->field))) return st
     REQ("vocab_size", 1, 1 << 24, n_vocab);
     REQ("dim", 8, 1 << 16, dim);
     REQ("num_layers", 1, 4096, n_layer);
@@ -82,13 +62,13 @@ static int32_t read_hparams(const gguf_file *f, moa_hparams *hp) {
 #undef REQ
     if ((st = opt_int(f, "moa.discrepancy_modulation", 0, 1, 0, &hp->discrepancy))) return st;
     if ((st = opt_int(f, "moa.branch_topk", 1, MOA_BRANCHES, MOA_BRANCHES, &hp->branch_topk))) return st;
-    if ((st = get_f32(f, "moa.router_temperature", 0.0f, 1e6f, &hp->router_temp))) return st;
+    if ((st = gguf_get_f32_in(f, "moa.router_temperature", 0.0f, 1e6f, &hp->router_temp))) return st;
     if ((st = opt_f32(f, "moa.branch_temperature", 1.0f, &hp->branch_temp))) return st;
     if (!(hp->branch_temp > 0 && hp->branch_temp < 1e6f))
         return braid_fail(BRAID_ERR_FORMAT, "metadata moa.branch_temperature = %g is not in (0, 1e6)", (double)hp->branch_temp);
-    if ((st = get_f32(f, "moa.theta_base", 1.0f, 1e12f, &hp->theta_base))) return st;
-    if ((st = get_f32(f, "moa.layer_norm_eps", 0.0f, 1.0f, &hp->ln_eps))) return st;
-    if (hp->v_energy && (st = get_f32(f, "moa.energy_amplification", 1.0f, 1e6f, &hp->energy_amp))) return st;
+    if ((st = gguf_get_f32_in(f, "moa.theta_base", 1.0f, 1e12f, &hp->theta_base))) return st;
+    if ((st = gguf_get_f32_in(f, "moa.layer_norm_eps", 0.0f, 1.0f, &hp->ln_eps))) return st;
+    if (hp->v_energy && (st = gguf_get_f32_in(f, "moa.energy_amplification", 1.0f, 1e6f, &hp->energy_amp))) return st;
     if (!hp->v_energy) hp->energy_amp = 1.0f;
     gguf_str metric;
     if ((st = gguf_get_str(f, "moa.metric", &metric))) return st;

@@ -18,24 +18,13 @@
 
 /* ---- metadata ---------------------------------------------------------------- */
 
-static int32_t get_ranged(const gguf_file *f, const char *key, int64_t lo, int64_t hi, int32_t *out) {
-    int64_t v;
-    int32_t st = gguf_get_int(f, key, &v);
-    if (st) return st;
-    if (v < lo || v > hi)
-        return braid_fail(BRAID_ERR_FORMAT, "metadata %s = %lld is outside [%lld, %lld]", key, (long long)v,
-                          (long long)lo, (long long)hi);
-    *out = (int32_t)v;
-    return BRAID_OK;
-}
-
 static int32_t read_hparams(const gguf_file *f, model_hparams *hp) {
     int32_t st;
-    if ((st = get_ranged(f, "chimera.vocab_size", 1, 1 << 24, &hp->n_vocab))) return st;
-    if ((st = get_ranged(f, "chimera.embedding_length", 128, 1 << 16, &hp->n_embd))) return st;
-    if ((st = get_ranged(f, "chimera.feed_forward_length", 128, 1 << 18, &hp->n_ff))) return st;
-    if ((st = get_ranged(f, "chimera.block_count", 1, 4096, &hp->n_layer))) return st;
-    if ((st = get_ranged(f, "chimera.context_length", 0, INT32_MAX, &hp->context_length))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.vocab_size", 1, 1 << 24, &hp->n_vocab))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.embedding_length", 128, 1 << 16, &hp->n_embd))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.feed_forward_length", 128, 1 << 18, &hp->n_ff))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.block_count", 1, 4096, &hp->n_layer))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.context_length", 0, INT32_MAX, &hp->context_length))) return st;
     if ((st = gguf_get_f32(f, "chimera.rms_norm_eps", &hp->rms_eps))) return st;
     if (!(hp->rms_eps > 0.0f && hp->rms_eps < 1.0f))
         return braid_fail(BRAID_ERR_FORMAT, "metadata chimera.rms_norm_eps = %g is not in (0, 1)", hp->rms_eps);
@@ -43,11 +32,11 @@ static int32_t read_hparams(const gguf_file *f, model_hparams *hp) {
         return braid_fail(BRAID_ERR_FORMAT, "embedding_length %d and feed_forward_length %d must be multiples of %d",
                           hp->n_embd, hp->n_ff, BT2_GROUP);
     gdn_hparams *g = &hp->gdn;
-    if ((st = get_ranged(f, "chimera.gdn.head_count", 1, 4096, &g->n_head))) return st;
-    if ((st = get_ranged(f, "chimera.gdn.head_dim", 1, 1024, &g->d_k))) return st;
-    if ((st = get_ranged(f, "chimera.gdn.value_dim", 1, 1024, &g->d_v))) return st;
-    if ((st = get_ranged(f, "chimera.gdn.conv_kernel", 1, 64, &g->conv_k))) return st;
-    if ((st = get_ranged(f, "chimera.gdn.chunk_size", 1, 4096, &g->chunk))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.gdn.head_count", 1, 4096, &g->n_head))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.gdn.head_dim", 1, 1024, &g->d_k))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.gdn.value_dim", 1, 1024, &g->d_v))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.gdn.conv_kernel", 1, 64, &g->conv_k))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.gdn.chunk_size", 1, 4096, &g->chunk))) return st;
     if (((int64_t)g->n_head * g->d_v) % BT2_GROUP)
         return braid_fail(BRAID_ERR_FORMAT, "gdn head_count*value_dim = %lld must be a multiple of %d",
                           (long long)g->n_head * g->d_v, BT2_GROUP);
@@ -87,8 +76,8 @@ static int32_t read_loop_hparams(const gguf_file *f, model_hparams *hp) {
                           "chimera.loop ranges prelude [%d, %d], loop [%d, %d], coda [%d, %d] do not tile layers 0..%d "
                           "in order (each range non-empty)",
                           pre[0], pre[1], loop[0], loop[1], coda[0], coda[1], hp->n_layer - 1);
-    if ((st = get_ranged(f, "chimera.loop.max", 1, 64, &lp->max))) return st;
-    if ((st = get_ranged(f, "chimera.loop.default", 1, lp->max, &lp->def))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.loop.max", 1, 64, &lp->max))) return st;
+    if ((st = gguf_get_int_in(f, "chimera.loop.default", 1, lp->max, &lp->def))) return st;
     gguf_str bt;
     if ((st = gguf_get_str(f, "chimera.loop.backward_truncation", &bt))) return st;
     if (gguf_str_eq(bt, "half"))
@@ -431,15 +420,6 @@ static char *describe(const braid_model *m) {
 
 /* ---- load ------------------------------------------------------------------------ */
 
-static int32_t get_f32_ranged(const gguf_file *f, const char *key, float lo, float hi, float *out) {
-    int32_t st = gguf_get_f32(f, key, out);
-    if (st) return st;
-    if (!(*out > lo && *out < hi))
-        return braid_fail(BRAID_ERR_FORMAT, "metadata %s = %g is not in (%g, %g)", key, (double)*out, (double)lo,
-                          (double)hi);
-    return BRAID_OK;
-}
-
 static int32_t width_ok(const char *what, int64_t v) {
     if (v % BT2_GROUP || v > (1 << 18))
         return braid_fail(BRAID_ERR_FORMAT, "%s = %lld must be a multiple of %d and at most %d", what, (long long)v,
@@ -453,31 +433,31 @@ static int32_t read_family_hparams(const gguf_file *f, model_hparams *hp, const 
     int32_t st;
     if (n_of[MIXER_XM]) {
         mlstm_hparams *x = &hp->xm;
-        if ((st = get_ranged(f, "chimera.xlstm.head_count", 1, 4096, &x->n_head))) return st;
-        if ((st = get_ranged(f, "chimera.xlstm.head_dim", 1, 1024, &x->head_dim))) return st;
-        if ((st = get_f32_ranged(f, "chimera.xlstm.gate_soft_cap", 0.0f, 1e6f, &x->soft_cap))) return st;
-        if ((st = get_f32_ranged(f, "chimera.xlstm.norm_eps", 0.0f, 1.0f, &x->norm_eps))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.xlstm.head_count", 1, 4096, &x->n_head))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.xlstm.head_dim", 1, 1024, &x->head_dim))) return st;
+        if ((st = gguf_get_f32_in(f, "chimera.xlstm.gate_soft_cap", 0.0f, 1e6f, &x->soft_cap))) return st;
+        if ((st = gguf_get_f32_in(f, "chimera.xlstm.norm_eps", 0.0f, 1.0f, &x->norm_eps))) return st;
         if ((st = width_ok("xlstm head_count*head_dim", (int64_t)x->n_head * x->head_dim))) return st;
     }
     if (n_of[MIXER_TM]) {
         titans_hparams *t = &hp->tm;
-        if ((st = get_ranged(f, "chimera.titans.head_count", 1, 4096, &t->n_head))) return st;
-        if ((st = get_ranged(f, "chimera.titans.head_dim", 1, 1024, &t->head_dim))) return st;
-        if ((st = get_ranged(f, "chimera.titans.memory_dim", 1, 4096, &t->mem_dim))) return st;
-        if ((st = get_ranged(f, "chimera.titans.persistent_slots", 0, 4096, &t->n_persist))) return st;
-        if ((st = get_ranged(f, "chimera.titans.segment_length", 1, 65536, &t->segment))) return st;
-        if ((st = get_f32_ranged(f, "chimera.titans.theta_max", 0.0f, 1e3f, &t->theta_max))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.titans.head_count", 1, 4096, &t->n_head))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.titans.head_dim", 1, 1024, &t->head_dim))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.titans.memory_dim", 1, 4096, &t->mem_dim))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.titans.persistent_slots", 0, 4096, &t->n_persist))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.titans.segment_length", 1, 65536, &t->segment))) return st;
+        if ((st = gguf_get_f32_in(f, "chimera.titans.theta_max", 0.0f, 1e3f, &t->theta_max))) return st;
         if ((st = width_ok("titans head_count*head_dim", (int64_t)t->n_head * t->head_dim))) return st;
     }
-    if (n_of[MIXER_SK] && (st = get_ranged(f, "chimera.tsp.sketch_dim", 1, hp->n_embd, &hp->sk.sketch_dim)))
+    if (n_of[MIXER_SK] && (st = gguf_get_int_in(f, "chimera.tsp.sketch_dim", 1, hp->n_embd, &hp->sk.sketch_dim)))
         return st;
     if (hp->n_moe_layers) {
         moe_hparams *m = &hp->moe;
-        if ((st = get_ranged(f, "chimera.moe.expert_count", 1, 4096, &m->n_expert))) return st;
-        if ((st = get_ranged(f, "chimera.moe.expert_used_count", 1, m->n_expert, &m->n_used))) return st;
-        if ((st = get_ranged(f, "chimera.moe.shared_expert_count", 0, 64, &m->n_shared))) return st;
-        if ((st = get_ranged(f, "chimera.moe.feed_forward_length", 128, 1 << 18, &m->ff))) return st;
-        if ((st = get_f32_ranged(f, "chimera.moe.routed_scaling_factor", 0.0f, 1e6f, &m->scale))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.moe.expert_count", 1, 4096, &m->n_expert))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.moe.expert_used_count", 1, m->n_expert, &m->n_used))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.moe.shared_expert_count", 0, 64, &m->n_shared))) return st;
+        if ((st = gguf_get_int_in(f, "chimera.moe.feed_forward_length", 128, 1 << 18, &m->ff))) return st;
+        if ((st = gguf_get_f32_in(f, "chimera.moe.routed_scaling_factor", 0.0f, 1e6f, &m->scale))) return st;
         if ((st = width_ok("moe feed_forward_length", m->ff))) return st;
         if ((st = width_ok("moe shared width", (int64_t)m->n_shared * m->ff))) return st;
     }

@@ -141,6 +141,13 @@ static void test_valid(void) {
     CHECK(gguf_get_str(f, "general.architecture", &s) == 0 && gguf_str_eq(s, "chimera"), "string");
     CHECK(gguf_get_int(f, "t.f32", &v) == BRAID_ERR_FORMAT && strstr(braid_last_error(), "t.f32"), "type mismatch");
     CHECK(gguf_get_int(f, "t.missing", &v) == BRAID_ERR_FORMAT && strstr(braid_last_error(), "t.missing"), "missing key");
+    int32_t v32 = 0;
+    CHECK(gguf_get_int_in(f, "t.u16", 0, 60000, &v32) == 0 && v32 == 60000, "int in range (inclusive)");
+    CHECK(gguf_get_int_in(f, "t.u16", 0, 59999, &v32) == BRAID_ERR_FORMAT && strstr(braid_last_error(), "t.u16 = 60000"),
+          "int out of range names key and value");
+    CHECK(gguf_get_f32_in(f, "t.f32", 0.0f, 1.0f, &x) == 0 && x == 0.125f, "f32 in range");
+    CHECK(gguf_get_f32_in(f, "t.f32", 0.125f, 1.0f, &x) == BRAID_ERR_FORMAT && strstr(braid_last_error(), "t.f32"),
+          "f32 range is open");
     const gguf_kv *kv = gguf_find_kv(f, "t.strs");
     CHECK(kv && kv->arr_n == 3, "string array");
     if (kv) {
