@@ -14,13 +14,13 @@
  * errors (engine/training/data validateChatJsonl), and stored under a .jsonl
  * name because the training data loader reads chats by that extension.
  */
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { fsyncDir, removeStaleTemps, writeFileAtomic } from '../training/atomic-file.ts';
 import { validateChatJsonl, type ChatJsonlError } from '../training/data/index.ts';
 import { isId, newId, pathOf, unixSeconds } from './ids.ts';
-import { quarantine, readRecord, RecordError, writeRecord } from './record-file.ts';
+import { listStoreDir, quarantine, readRecord, RecordError, writeRecord } from './record-file.ts';
 
 const FORMAT = 'braid.file';
 
@@ -66,13 +66,8 @@ export class FileStore {
   /** Loads the index. Nothing is created until the first upload. */
   static async open(dataDir: string, warn: (line: string) => void = console.warn): Promise<FileStore> {
     const store = new FileStore(dataDir);
-    let names: string[];
-    try {
-      names = await readdir(store.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return store;
-      throw err;
-    }
+    const names = await listStoreDir(store.dir);
+    if (names === null) return store;
     await removeStaleTemps(store.dir);
     for (const name of names) {
       const id = name.replace(/\.json$/, '');

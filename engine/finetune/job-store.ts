@@ -12,12 +12,12 @@
  * no longer in an expected status: a cancel racing the end of a run cannot be
  * overwritten by "succeeded", nor the other way round.
  */
-import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckpointHeaderSchema, listCheckpoints } from '../training/checkpoint.ts';
 import { removeStaleTemps } from '../training/atomic-file.ts';
 import { isId, newId, pathOf, unixSeconds } from './ids.ts';
-import { appendLog, parseLog, quarantine, readRecord, RecordError, rewriteLog, writeRecord } from './record-file.ts';
+import { appendLog, listStoreDir, parseLog, quarantine, readRecord, RecordError, rewriteLog, writeRecord } from './record-file.ts';
 import { JobEventSchema, JobRecordSchema, type EventLevel, type JobCheckpoint, type JobEvent, type JobRecord, type JobStatus } from './job-types.ts';
 
 const FORMAT = 'braid.fine_tuning.job';
@@ -34,13 +34,8 @@ export class JobStore {
 
   static async open(dataDir: string, warn: (line: string) => void = console.warn): Promise<JobStore> {
     const store = new JobStore(dataDir);
-    let names: string[];
-    try {
-      names = await readdir(store.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return store;
-      throw err;
-    }
+    const names = await listStoreDir(store.dir);
+    if (names === null) return store;
     for (const id of names) {
       if (!isId('ftjob', id)) continue;
       const dir = join(store.dir, id);

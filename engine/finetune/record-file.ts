@@ -13,11 +13,21 @@
  * temp name.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename } from 'node:fs/promises';
+import { open, readdir, readFile, rename } from 'node:fs/promises';
 import type { z } from 'zod';
 import { writeFileAtomic } from '../training/atomic-file.ts';
 
 export const RECORD_VERSION = 1;
+
+/** The names in a store's folder, or null if the folder does not exist yet (nothing stored). */
+export async function listStoreDir(dir: string): Promise<string[] | null> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
 
 export class RecordError extends Error {
   override readonly name = 'RecordError';
