@@ -72,8 +72,7 @@ static void span_gate(float *h, int64_t n, braid_context *ctx) {
     const int64_t D = m->hp.n_embd;
     float *in = ctx->span_in; /* [n, D+1] */
     for (int64_t t = 0; t < n; t++) memcpy(in + t * (D + 1), h + t * D, sizeof(float) * (size_t)D);
-    linear_op risk = {.y = in + D, .ldy = D + 1, .fm = fmat_f32(m->risk_w), .rows = 1};
-    linear_run(&risk, 1, NULL, h, n, D);
+    fmat_mul(in + D, D + 1, fmat_f32(m->risk_w), h, n, D, 0, 1); /* one row: on this thread, no pool pass */
     for (int64_t t = 0; t < n; t++) {
         float *r = in + t * (D + 1) + D;
         *r = 1.0f / (1.0f + expf(-*r));
@@ -230,6 +229,6 @@ int32_t chimera_forward(braid_context *ctx, const int32_t *tokens, int64_t n, in
         return BRAID_OK;
     }
     head_job hj = {logits, m, ctx->xn, rows};
-    pool_parallel_for(hp->n_vocab, 16, head_task, &hj);
+    pool_parallel_for_dynamic(hp->n_vocab, 16, head_task, &hj);
     return BRAID_OK;
 }

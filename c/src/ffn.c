@@ -81,11 +81,23 @@ static void linear_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
     }
 }
 
+/* Below this many weight bytes (times tokens) a linear batch runs on the calling thread: waking
+ * the pool and waiting for it costs about what reading them does (a few microseconds). */
+#define LINEAR_POOL_MIN_BYTES (48 << 10)
+
+static int64_t op_weight_bytes(const linear_op *op, int64_t cols) {
+    if (op->bt2) return (int64_t)bt2_bytes(op->rows, cols);
+    return op->rows * cols * (op->fm.type == GGML_TYPE_F16 ? 2 : 4);
+}
+
 void linear_run(const linear_op *ops, int n_ops, const act_q8 *act, const float *x, int64_t T, int64_t cols) {
-    int64_t rows = 0;
-    for (int o = 0; o < n_ops; o++) rows += ops[o].rows;
+    int64_t rows = 0, bytes = 0;
+    for (int o = 0; o < n_ops; o++) rows += ops[o].rows, bytes += op_weight_bytes(&ops[o], cols);
     linear_job j = {ops, n_ops, act, x, T, cols};
-    pool_parallel_for(rows, 16, linear_task, &j);
+    if (bytes * T < LINEAR_POOL_MIN_BYTES)
+        linear_task(&j, 0, rows, 0); /* every row computed as in the pool: the same bits */
+    else
+        pool_parallel_for_dynamic(rows, 16, linear_task, &j);
 }
 
 typedef struct {
@@ -111,7 +123,7 @@ void linear_run_rows(const linear_op *ops, int n_ops, const act_q8 *act, const i
     int64_t rows = 0;
     for (int o = 0; o < n_ops; o++) rows += ops[o].rows;
     linear_rows_job j = {ops, n_ops, act, cols};
-    pool_parallel_for(rows, 16, linear_rows_task, &j);
+    pool_parallel_for_dynamic(rows, 16, linear_rows_task, &j);
 }
 
 /* ---- SwiGLU ------------------------------------------------------------------ */

@@ -183,7 +183,7 @@ void gdn_forward(float *y, float *state, const float *xn, const gdn_weights *w, 
 
     /* (N) (G) (R|W) (O) per head */
     head_job hj = {w, hp, buf, S, T, eps};
-    pool_parallel_for(H, 1, head_task, &hj);
+    pool_parallel_for_dynamic(H, 1, head_task, &hj);
 
     /* (O) y = W_o u */
     linear_quantize(buf->act, buf->o, T, Hdv);

@@ -148,16 +148,36 @@ static void quantize_act_avx512(act_q8 a, const float *x, int64_t cols) {
  * row i of the matrix (byte 7-i of the qword) selects the input bit of output bit i. */
 #define BIT_PAIR(s) ((int64_t)((1ull << (s)) << 56 | (1ull << ((s) + 1)) << 48))
 
-/* Codes of one 32-byte group as two 64-byte vectors: weights 0..63 and 64..127
+/* Codes of one 32-byte group as two 64-byte vectors laid out so that one dpbusd chain
+ * keeps the group's two 64-blocks apart, block 0 in dword lanes 0-7 and block 1 in 8-15:
+ *   wa = weights 0..31 | 64..95,   wb = weights 32..63 | 96..127
  * (the group is broadcast to both halves; each half extracts its own bit pair). */
-static inline void bt2_unpack(__m512i *w01, __m512i *w23, const uint8_t *grp) {
-    const __m512i a01 = _mm512_set_epi64(BIT_PAIR(2), BIT_PAIR(2), BIT_PAIR(2), BIT_PAIR(2), BIT_PAIR(0), BIT_PAIR(0),
-                                         BIT_PAIR(0), BIT_PAIR(0));
-    const __m512i a23 = _mm512_set_epi64(BIT_PAIR(6), BIT_PAIR(6), BIT_PAIR(6), BIT_PAIR(6), BIT_PAIR(4), BIT_PAIR(4),
-                                         BIT_PAIR(4), BIT_PAIR(4));
+static inline void bt2_unpack(__m512i *wa, __m512i *wb, const uint8_t *grp) {
+    const __m512i ma = _mm512_set_epi64(BIT_PAIR(4), BIT_PAIR(4), BIT_PAIR(4), BIT_PAIR(4), BIT_PAIR(0), BIT_PAIR(0),
+                                        BIT_PAIR(0), BIT_PAIR(0));
+    const __m512i mb = _mm512_set_epi64(BIT_PAIR(6), BIT_PAIR(6), BIT_PAIR(6), BIT_PAIR(6), BIT_PAIR(2), BIT_PAIR(2),
+                                        BIT_PAIR(2), BIT_PAIR(2));
     __m512i x = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)grp));
-    *w01 = _mm512_gf2p8affine_epi64_epi8(x, a01, 0);
-    *w23 = _mm512_gf2p8affine_epi64_epi8(x, a23, 0);
+    *wa = _mm512_gf2p8affine_epi64_epi8(x, ma, 0);
+    *wb = _mm512_gf2p8affine_epi64_epi8(x, mb, 0);
+}
+
+/* The activation operands of group g in bt2_unpack's layout: qa = q 0..31 | 64..95,
+ * qb = q 32..63 | 96..127 of the group, sv = s[2g] in lanes 0-7 | s[2g+1] in 8-15. */
+typedef struct {
+    __m512i qa, qb;
+    __m512 sv;
+} bt2_act_group;
+
+static inline bt2_act_group bt2_act_at(const act_q8 *a, int64_t g) {
+    const int8_t *q = a->q + 128 * g;
+    bt2_act_group o;
+    o.qa = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)q)),
+                              _mm256_loadu_si256((const __m256i *)(q + 64)), 1);
+    o.qb = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(q + 32))),
+                              _mm256_loadu_si256((const __m256i *)(q + 96)), 1);
+    o.sv = _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a->s[2 * g]), _mm512_set1_ps(a->s[2 * g + 1]));
+    return o;
 }
 
 /* Per-group activation terms P[g] = s[2g] sum[2g] + s[2g+1] sum[2g+1] for the
@@ -178,29 +198,32 @@ static inline __m512 bt2_overcount(const float *s, const int32_t *sum, int64_t g
 #define BT2_GEMV_ROWS 4
 
 /* Group g of R weight rows x T activation rows into accumulator h (0 or 1):
- * acc += scale[g] * (s[2g] dot_0(g) + s[2g+1] dot_1(g)). */
+ *   d = dpbusd(dpbusd(0, wa, qa), wb, qb)        lanes 0-7: block 2g, 8-15: block 2g+1 (exact)
+ *   acc += scale[g] * (float(d) * sv)
+ * One integer chain, one convert, one multiply and one FMA per group and row (the
+ * two-chain form before needed two converts and two FMAs). pre: the operands of every
+ * group precomputed (gemv), else NULL and built here once per activation row (the same
+ * values, so the same bits). */
 static inline __attribute__((always_inline)) void bt2_tile_group(__m512 acc[4][4][2], const uint8_t *W,
                                                                  const float *scales, int64_t cols, const act_q8 *a,
-                                                                 int64_t r, int64_t g, const int h, const int R,
-                                                                 const int T) {
+                                                                 const bt2_act_group *pre, int64_t r, int64_t g,
+                                                                 const int h, const int R, const int T) {
     const int64_t nb = cols / BT2_GROUP;
-    __m512i w01[4], w23[4];
+    __m512i wa[4], wb[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) bt2_unpack(&w01[i], &w23[i], W + (r + i) * (cols / 4) + 32 * g);
+    for (int i = 0; i < R; i++) bt2_unpack(&wa[i], &wb[i], W + (r + i) * (cols / 4) + 32 * g);
     if (T == 1 && R == BT2_GEMV_ROWS) { /* gemv's tiles (and gemm's odd last row): see gemv_bt2_avx512 */
         const uint8_t *ahead = W + (r + 2 * R) * (cols / 4) + R * 32 * g;
         for (int k = 0; k < R / 2; k++) _mm_prefetch((const char *)ahead + 64 * k, _MM_HINT_T0);
     }
 #pragma GCC unroll 4
     for (int t = 0; t < T; t++) {
-        __m512i q0 = _mm512_loadu_si512(a[t].q + 128 * g), q1 = _mm512_loadu_si512(a[t].q + 128 * g + 64);
-        __m512 s0 = _mm512_set1_ps(a[t].s[2 * g]), s1 = _mm512_set1_ps(a[t].s[2 * g + 1]);
+        const bt2_act_group o = pre ? pre[g] : bt2_act_at(&a[t], g);
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
-            __m512i d0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w01[i], q0);
-            __m512i d1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w23[i], q1);
-            __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(d0), s0);
-            u = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d1), s1, u);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wa[i], o.qa);
+            d = _mm512_dpbusd_epi32(d, wb[i], o.qb);
+            __m512 u = _mm512_mul_ps(_mm512_cvtepi32_ps(d), o.sv);
             acc[i][t][h] = _mm512_fmadd_ps(u, _mm512_set1_ps(scales[(r + i) * nb + g]), acc[i][t][h]);
         }
     }
@@ -210,19 +233,21 @@ static inline __attribute__((always_inline)) void bt2_tile_group(__m512 acc[4][4
  * bt2_tile, whose per-(row, activation row) operation sequence is fixed:
  *   acc0 = -sum_{16-group chunks} scale[g..] * P[g..]        (lanes = groups)
  *   acc1 = 0
- *   for g: acc_{g%2} += scale[g] * (s[2g] dot_0(g) + s[2g+1] dot_1(g))  (lanes = 4-weight partial sums)
+ *   for g: acc_{g%2} += scale[g] * (float(d_g) * sv_g)        (lanes = 8-weight partial sums,
+ *                                                              0-7 block 2g, 8-15 block 2g+1)
  *   y = reduce_add(acc0 + acc1)
  * Two accumulators (even / odd groups) halve the FMA dependency chain of a
- * row. P depends on the activation row only: gemv passes it precomputed in
- * pre (T = 1; the values bt2_overcount gives, so the same bits), gemm passes
- * NULL. R weight rows x T activation rows are processed together (each code
- * vector unpacked once for T rows, each activation vector loaded once for R
- * rows); R and T are compile-time constants at every call site and do not
- * change any row's arithmetic, so neither do the tile shapes or the thread
- * split. */
+ * row. P and the per-group operands depend on the activation row only: gemv
+ * passes them precomputed (T = 1; the values bt2_overcount and bt2_act_at
+ * give, so the same bits), gemm passes NULL. R weight rows x T activation rows
+ * are processed together (each code vector unpacked once for T rows, each
+ * activation vector loaded once for R rows); R and T are compile-time
+ * constants at every call site and do not change any row's arithmetic, so
+ * neither do the tile shapes or the thread split. */
 static inline __attribute__((always_inline)) void bt2_tile(float *Y, int64_t ldy, const uint8_t *W, const float *scales,
-                                                           int64_t cols, const act_q8 *a, const __m512 *pre, int64_t r,
-                                                           const int R, const int T) {
+                                                           int64_t cols, const act_q8 *a, const __m512 *pre,
+                                                           const bt2_act_group *pre_g, int64_t r, const int R,
+                                                           const int T) {
     const int64_t nb = cols / BT2_GROUP;
     __m512 acc[4][4][2]; /* [weight row][activation row][group parity] */
 #pragma GCC unroll 4
@@ -242,10 +267,10 @@ static inline __attribute__((always_inline)) void bt2_tile(float *Y, int64_t ldy
     }
     int64_t g = 0;
     for (; g + 2 <= nb; g += 2) {
-        bt2_tile_group(acc, W, scales, cols, a, r, g, 0, R, T);
-        bt2_tile_group(acc, W, scales, cols, a, r, g + 1, 1, R, T);
+        bt2_tile_group(acc, W, scales, cols, a, pre_g, r, g, 0, R, T);
+        bt2_tile_group(acc, W, scales, cols, a, pre_g, r, g + 1, 1, R, T);
     }
-    if (g < nb) bt2_tile_group(acc, W, scales, cols, a, r, g, 0, R, T);
+    if (g < nb) bt2_tile_group(acc, W, scales, cols, a, pre_g, r, g, 0, R, T);
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++)
 #pragma GCC unroll 4
@@ -253,30 +278,33 @@ static inline __attribute__((always_inline)) void bt2_tile(float *Y, int64_t ldy
             Y[t * ldy + r + i] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][t][0], acc[i][t][1]));
 }
 
-/* gemv computes the over-count terms once per call for up to this many
- * 16-group chunks (cols <= 32768), else per row as gemm does (same values). */
-#define BT2_PRE_CHUNKS 16
+/* gemv precomputes the over-count terms and the per-group operands once per
+ * call for up to this many 16-group chunks (cols <= 8192, 12 KB of stack), else
+ * builds them per tile as gemm does (the same values). */
+#define BT2_PRE_CHUNKS 4
 
 /* BT2_GEMV_ROWS weight rows at a time (one activation row): four independent
- * FMA chains and the over-count terms shared. Four interleaved row streams
+ * FMA chains and the activation operands shared. Four interleaved row streams
  * alone defeat the hardware prefetcher (0.5-0.65x the one-row loop from
  * memory, single thread), so bt2_tile_group also prefetches the tile two tiles
  * ahead as one address-ordered stream, R/2 lines per group step, the rate the
- * tile consumes its own bytes. The over-count terms are computed once per call
- * instead of once per tile. Measured single-threaded against the one-row
- * kernel this replaced: 1.3-1.4x from L2, 1.1-1.2x from memory. */
+ * tile consumes its own bytes. */
 static void gemv_bt2_avx512(float *y, const uint8_t *W, int64_t rows, int64_t cols, act_q8 a, int64_t r0, int64_t r1) {
     const float *scales = bt2_scales(W, rows, cols);
     const int64_t nb = cols / BT2_GROUP;
-    __m512 pre[BT2_PRE_CHUNKS]; /* bt2_overcount of each 16-group chunk: the same for every row */
+    __m512 pre[BT2_PRE_CHUNKS];                       /* bt2_overcount of each 16-group chunk */
+    bt2_act_group pre_g[16 * BT2_PRE_CHUNKS];         /* bt2_act_at of each group */
     const __m512 *p = NULL;
+    const bt2_act_group *pg = NULL;
     if (nb <= 16 * BT2_PRE_CHUNKS) {
         for (int64_t g = 0; g < nb; g += 16) pre[g / 16] = bt2_overcount(a.s, a.sum, g, nb);
-        p = pre;
+        for (int64_t g = 0; g < nb; g++) pre_g[g] = bt2_act_at(&a, g);
+        p = pre, pg = pre_g;
     }
     int64_t r = r0;
-    for (; r + BT2_GEMV_ROWS <= r1; r += BT2_GEMV_ROWS) bt2_tile(y, 0, W, scales, cols, &a, p, r, BT2_GEMV_ROWS, 1);
-    for (; r < r1; r++) bt2_tile(y, 0, W, scales, cols, &a, p, r, 1, 1);
+    for (; r + BT2_GEMV_ROWS <= r1; r += BT2_GEMV_ROWS)
+        bt2_tile(y, 0, W, scales, cols, &a, p, pg, r, BT2_GEMV_ROWS, 1);
+    for (; r < r1; r++) bt2_tile(y, 0, W, scales, cols, &a, p, pg, r, 1, 1);
 }
 
 /* Activation rows in tiles of about BT2_TILE_BYTES of int8 (kept in L2 while
@@ -293,13 +321,13 @@ static void gemm_bt2_avx512(float *Y, int64_t ldy, const uint8_t *W, int64_t row
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {
             int64_t t = t0;
-            for (; t + 2 <= t1; t += 2) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, r, 4, 2);
-            if (t < t1) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, r, 4, 1);
+            for (; t + 2 <= t1; t += 2) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, NULL, r, 4, 2);
+            if (t < t1) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, NULL, r, 4, 1);
         }
         for (; r < r1; r++) {
             int64_t t = t0;
-            for (; t + 2 <= t1; t += 2) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, r, 1, 2);
-            if (t < t1) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, r, 1, 1);
+            for (; t + 2 <= t1; t += 2) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, NULL, r, 1, 2);
+            if (t < t1) bt2_tile(Y + t * ldy, ldy, W, scales, cols, a + t, NULL, NULL, r, 1, 1);
         }
     }
 }

@@ -149,7 +149,7 @@ void mlstm_forward(float *y, float *state, const float *xn, const mlstm_weights 
 
     /* (R) (O) per head */
     head_job hj = {w, hp, buf, state, *flag == 0.0f, T};
-    pool_parallel_for(H, 1, head_task, &hj);
+    pool_parallel_for_dynamic(H, 1, head_task, &hj);
     *flag = 1.0f;
 
     /* (O) y = W_o o */

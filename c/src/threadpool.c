@@ -3,7 +3,8 @@
  *
  * One job at a time (calls are serialized by g_call). The caller publishes
  * the job and bumps `generation`; workers spin on it briefly, then sleep on
- * a condvar. Thread t runs the t-th contiguous range; the caller is thread 0.
+ * a condvar. Thread t runs the t-th contiguous range (or, for a dynamic job,
+ * claims ranges from an atomic counter until none are left); the caller is thread 0.
  * Sleep/wake uses the Dekker pattern on seq_cst atomics (sleepers counter vs
  * generation) so neither side takes the mutex on the fast path.
  */
@@ -49,6 +50,8 @@ typedef struct {
     pool_fn fn;
     void *arg;
     int64_t n, align;
+    int dynamic;            /* ranges claimed through next_chunk, not fixed per thread */
+    atomic_int_fast64_t next_chunk; /* dynamic: first unclaimed chunk of `align` indices */
     int stop;
 
     uint_fast64_t start_generation; /* generation when the workers were created */
@@ -168,9 +171,30 @@ static int32_t default_threads(void) {
 
 /* ---- workers --------------------------------------------------------------- */
 
+/* Guided claiming: each claim takes 1/(2 n_threads) of the chunks still unclaimed (at least
+ * one), so the first claims are large (few atomics, long contiguous streams for the
+ * prefetchers) and the last are single chunks (whoever finishes first takes them). */
+static void run_claims(int32_t t, int64_t chunks) {
+    pool_state *p = &g_pool;
+    int_fast64_t c = atomic_load_explicit(&p->next_chunk, memory_order_relaxed), take;
+    for (;;) {
+        do {
+            if (c >= chunks) return;
+            take = BRAID_MAX(1, (chunks - c) / (2 * p->n_threads));
+        } while (!atomic_compare_exchange_weak_explicit(&p->next_chunk, &c, c + take, memory_order_relaxed,
+                                                        memory_order_relaxed));
+        p->fn(p->arg, c * p->align, BRAID_MIN(p->n, (c + take) * p->align), t);
+        c = atomic_load_explicit(&p->next_chunk, memory_order_relaxed);
+    }
+}
+
 static void run_range(int32_t t) {
     pool_state *p = &g_pool;
     int64_t chunks = (p->n + p->align - 1) / p->align;
+    if (p->dynamic) {
+        run_claims(t, chunks);
+        return;
+    }
     int64_t c0 = chunks * t / p->n_threads, c1 = chunks * (t + 1) / p->n_threads;
     int64_t i0 = c0 * p->align, i1 = BRAID_MIN(p->n, c1 * p->align);
     if (i0 < i1) p->fn(p->arg, i0, i1, t);
@@ -298,7 +322,7 @@ int32_t pool_threads(void) {
     return n > 0 ? n : default_threads();
 }
 
-void pool_parallel_for(int64_t n, int64_t align, pool_fn fn, void *arg) {
+static void parallel_for(int64_t n, int64_t align, pool_fn fn, void *arg, int dynamic) {
     if (n <= 0) return;
     if (align < 1) align = 1;
     pthread_mutex_lock(&g_pool.call);
@@ -308,8 +332,16 @@ void pool_parallel_for(int64_t n, int64_t align, pool_fn fn, void *arg) {
     p->arg = arg;
     p->n = n;
     p->align = align;
+    p->dynamic = dynamic && p->n_threads > 1;
+    atomic_store_explicit(&p->next_chunk, 0, memory_order_relaxed); /* published by publish()'s seq_cst bump */
     if (p->n_threads > 1) publish();
     run_range(0);
     if (p->n_threads > 1) wait_workers();
     pthread_mutex_unlock(&g_pool.call);
+}
+
+void pool_parallel_for(int64_t n, int64_t align, pool_fn fn, void *arg) { parallel_for(n, align, fn, arg, 0); }
+
+void pool_parallel_for_dynamic(int64_t n, int64_t align, pool_fn fn, void *arg) {
+    parallel_for(n, align, fn, arg, 1);
 }

@@ -219,7 +219,7 @@ void titans_forward(float *y, float *state, const float *xn, const titans_weight
     for (int64_t t0 = 0; t0 < T;) {
         int64_t pos0 = (int64_t)*posp, t1 = BRAID_MIN(T, t0 + (Cs - pos0)), n = t1 - t0;
         head_job hj = {w, hp, buf, state, t0, t1, pos0, 0};
-        pool_parallel_for(H, 1, head_task, &hj);
+        pool_parallel_for_dynamic(H, 1, head_task, &hj);
         linear_quantize(buf->act, buf->y + t0 * Hd, n, Hd);
         linear_op mw[2] = {
             {.y = buf->km + t0 * Hd, .ldy = Hd, .bt2 = w->wkm, .rows = Hd},
@@ -227,7 +227,7 @@ void titans_forward(float *y, float *state, const float *xn, const titans_weight
         };
         linear_run(mw, 2, buf->act, buf->y + t0 * Hd, n, Hd);
         hj.phase = 1;
-        pool_parallel_for(H, 1, head_task, &hj);
+        pool_parallel_for_dynamic(H, 1, head_task, &hj);
         int64_t pos = pos0 + n;
         *posp = (float)(pos == Cs ? 0 : pos);
         t0 = t1;

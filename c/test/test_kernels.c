@@ -725,9 +725,11 @@ static void cover_fn(void *argp, int64_t i0, int64_t i1, int32_t thread) {
     atomic_fetch_sub(&g_active[j->tag], 1);
 }
 
-static int cover_once(int64_t n, int64_t align, int reps, int tag) {
+/* reps calls of pool_parallel_for (dynamic: pool_parallel_for_dynamic) over [0, n). */
+static int cover_once(int64_t n, int64_t align, int reps, int tag, int dynamic) {
     cover_job j = {calloc((size_t)BRAID_MAX(n, 1), sizeof(atomic_int)), n, align, 0, tag};
-    for (int k = 0; k < reps; k++) pool_parallel_for(n, align, cover_fn, &j);
+    for (int k = 0; k < reps; k++)
+        (dynamic ? pool_parallel_for_dynamic : pool_parallel_for)(n, align, cover_fn, &j);
     int ok = !atomic_load(&j.bad);
     for (int64_t i = 0; i < n; i++) ok &= atomic_load(&j.count[i]) == reps;
     free(j.count);
@@ -737,7 +739,7 @@ static int cover_once(int64_t n, int64_t align, int reps, int tag) {
 static void *concurrent_main(void *arg) {
     int tag = (int)(intptr_t)arg;
     int ok = 1;
-    for (int k = 0; k < 200; k++) ok &= cover_once(1000 + 37 * tag, 4, 1, tag);
+    for (int k = 0; k < 200; k++) ok &= cover_once(1000 + 37 * tag, 4, 1, tag, k % 2);
     return (void *)(intptr_t)ok;
 }
 
@@ -745,15 +747,21 @@ static void test_pool(void) {
     static const int64_t NS[] = {0, 1, 2, 3, 7, 64, 100, 1000, 12345};
     static const int64_t ALIGNS[] = {1, 4, 16, 64};
     static const int32_t THREADS[] = {1, 2, 3, 5, 2};
-    int ok = 1;
+    int ok = 1, dok = 1;
     for (int ti = 0; ti < COUNT(THREADS); ti++) {
         ok &= pool_init(THREADS[ti]) == BRAID_OK && pool_threads() == THREADS[ti];
         for (int a = 0; a < COUNT(NS); a++)
-            for (int b = 0; b < COUNT(ALIGNS); b++) ok &= cover_once(NS[a], ALIGNS[b], 3, 0);
+            for (int b = 0; b < COUNT(ALIGNS); b++) {
+                ok &= cover_once(NS[a], ALIGNS[b], 3, 0, 0);
+                dok &= cover_once(NS[a], ALIGNS[b], 3, 0, 1);
+            }
     }
     CHECK(ok, "pool_parallel_for coverage");
     printf("%s pool    parallel_for   every index exactly once, aligned ranges (threads 1,2,3,5)\n",
            ok ? "ok  " : "FAIL");
+    CHECK(dok, "pool_parallel_for_dynamic coverage");
+    printf("%s pool    dynamic        every index exactly once, aligned claimed ranges (threads 1,2,3,5)\n",
+           dok ? "ok  " : "FAIL");
 
     pthread_t th[2];
     for (int i = 0; i < 2; i++) pthread_create(&th[i], NULL, concurrent_main, (void *)(intptr_t)i);
@@ -765,7 +773,7 @@ static void test_pool(void) {
     }
     int serial = !atomic_load(&g_overlap);
     CHECK(cok && serial, "pool concurrency: coverage %d serialized %d", cok, serial);
-    printf("%s pool    concurrent     two caller threads x 200 jobs, correct and serialized\n",
+    printf("%s pool    concurrent     two caller threads x 200 jobs (static and dynamic), correct and serialized\n",
            cok && serial ? "ok  " : "FAIL");
 }
 
