@@ -5,11 +5,11 @@
  *   bits per byte   Σ nats / (ln 2 · UTF-8 bytes of the text scored)
  *   definitions     content-word F1 between the answer's definition lines and
  *                   the expected gloss(es); "recognisable" at F1 ≥ 0.5; plus the
- *                   exact "word (pos):" prefix and exact definition lines
+ *                   exact "The word <word> (pos):" prefix and exact definition lines
  *   arithmetic      the number after the answer's last "=" (else its last
  *                   integer) equals the result
  */
-import type { ExpectedSense } from '../training/data/wordnet-chats.ts';
+import { DEFINITION_LEAD, definitionLine, type ExpectedSense } from '../training/data/wordnet-chats.ts';
 
 /** A definition counts as recognisable when its best content-word F1 reaches this. */
 export const RECOGNISED_F1 = 0.5;
@@ -79,10 +79,16 @@ export function definitionPart(answer: string): string {
   return (end < 0 ? lines : lines.slice(0, end)).join('\n').trim();
 }
 
-/** "dog (noun): a member of …" → { word: "dog", pos: "noun" }; null when the line has no such prefix. */
+/**
+ * A definition line's prefix: "The word dog (noun):" (the training format,
+ * definitionLine) or the bare "dog (noun):" earlier models wrote.
+ */
+const POS_PREFIX = new RegExp(`^\\s*(?:${DEFINITION_LEAD.trim()}\\s+)?(.+?) \\((noun|verb|adjective|adverb)\\):`, 'i');
+
+/** "The word dog (noun): a member of …" → { word: "dog", pos: "noun" }; null when the line has no such prefix. */
 export function posPrefix(line: string): { word: string; pos: string } | null {
-  const m = /^\s*(.+?) \((noun|verb|adjective|adverb)\):/.exec(line);
-  return m === null ? null : { word: m[1]!, pos: m[2]! };
+  const m = POS_PREFIX.exec(line);
+  return m === null ? null : { word: m[1]!, pos: m[2]!.toLowerCase() };
 }
 
 export interface DefinitionScore {
@@ -90,14 +96,14 @@ export interface DefinitionScore {
   overlap: number;
   /** overlap ≥ RECOGNISED_F1. */
   recognised: boolean;
-  /** The first line starts exactly with "<word> (<leading pos>):". */
+  /** The first line starts exactly with "The word <word> (<leading pos>):" (definitionLine). */
   posExact: boolean;
   /** The definition lines equal the reference's, character for character (after trimming). */
   exact: boolean;
 }
 
 /**
- * Scores one answer to "What does <word> mean?". The answer's "word (pos):"
+ * Scores one answer to "What does <word> mean?". The answer's "The word <word> (pos):"
  * prefixes and the headword itself are left out of the overlap, since every
  * answer in the format has them whatever it says the word means. A two-sense
  * reference is matched against each gloss and against both together, so an
@@ -107,7 +113,7 @@ export function scoreDefinition(answer: string, word: string, expected: readonly
   const part = definitionPart(answer);
   const body = part
     .split('\n')
-    .map((l) => l.replace(/^\s*.+? \((?:noun|verb|adjective|adverb)\):/, ''))
+    .map((l) => l.replace(POS_PREFIX, ''))
     .join('\n');
   const got = contentStems(body, [word]);
   const glosses = expected.map((e) => contentStems(e.definition, [word]));
@@ -119,7 +125,7 @@ export function scoreDefinition(answer: string, word: string, expected: readonly
   return {
     overlap,
     recognised: overlap >= RECOGNISED_F1,
-    posExact: lead !== undefined && first.trimStart().startsWith(`${word} (${lead.pos}):`),
+    posExact: lead !== undefined && first.trimStart().startsWith(definitionLine(word, lead.pos, '').trimEnd()),
     exact: part === definitionPart(reference),
   };
 }

@@ -76,8 +76,8 @@ describe('WordNet dict files', () => {
     const all = buildWordNetChats(wn, c, vocab);
     const chats = [...all.train, ...all.heldOut];
     const answer = (word: string, kind: string) => chats.find((ch) => ch.word === word && ch.kind === kind)?.example.messages.at(-1)?.content;
-    expect(answer('dog', 'definition')).toMatch(/^dog \(noun\): a member of the genus Canis .*domesticated[^\n]*\.$/); // the gloss only
-    expect(answer('run', 'definition')).toMatch(/^run \(verb\): move fast .*\nrun \(noun\): /); // verb first: Brown uses it more
+    expect(answer('dog', 'definition')).toMatch(/^The word dog \(noun\): a member of the genus Canis .*domesticated[^\n]*\.$/); // the gloss only
+    expect(answer('run', 'definition')).toMatch(/^The word run \(verb\): move fast .*\nThe word run \(noun\): /); // verb first: Brown uses it more
     expect(answer('big', 'synonym')).toBe('A synonym for big is large.');
     expect(answer('good', 'antonym')).toBe('The opposite of good is bad.');
     expect(answer('dog', 'usage')).toBe('The dog barked all night.');

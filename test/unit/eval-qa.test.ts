@@ -71,16 +71,16 @@ describe('evaluation questions through a LoadedModel', () => {
   });
 
   it('scores definitions, stopping at the example line', async () => {
-    const dogRef = 'dog (noun): a member of the genus Canis that has been domesticated by man.\nExample: "The dog barked."';
+    const dogRef = 'The word dog (noun): a member of the genus Canis that has been domesticated by man.\nExample: "The dog barked."';
     const model = new ScriptedModel(
       new Map([
         ['What does dog mean?', `${dogRef} and more`],
-        ['What does cat mean?', 'cat (verb): to run quickly.'],
+        ['What does cat mean?', 'The word cat (verb): to run quickly.'],
       ]),
     );
     const items = [
       { word: 'dog', question: 'What does dog mean?', expected: [{ pos: 'noun' as const, definition: 'a member of the genus Canis that has been domesticated by man' }], reference: dogRef },
-      { word: 'cat', question: 'What does cat mean?', expected: [{ pos: 'noun' as const, definition: 'feline mammal usually having thick soft fur' }], reference: 'cat (noun): feline mammal usually having thick soft fur.' },
+      { word: 'cat', question: 'What does cat mean?', expected: [{ pos: 'noun' as const, definition: 'feline mammal usually having thick soft fur' }], reference: 'The word cat (noun): feline mammal usually having thick soft fur.' },
     ];
     const rs = await askDefinitions(model, items, 200, signal);
     expect(model.requests.map((r) => r.stop)).toEqual([['\nExample:'], ['\nExample:']]);
@@ -90,10 +90,10 @@ describe('evaluation questions through a LoadedModel', () => {
   });
 
   it('a truncated definition is scored on what was generated', async () => {
-    const ref = 'dog (noun): a member of the genus Canis that has been domesticated by man.';
+    const ref = 'The word dog (noun): a member of the genus Canis that has been domesticated by man.';
     const model = new ScriptedModel(new Map([['What does dog mean?', ref]]));
     const item = { word: 'dog', question: 'What does dog mean?', expected: [{ pos: 'noun' as const, definition: 'a member of the genus Canis that has been domesticated by man' }], reference: ref };
-    const [r] = await askDefinitions(model, [item], 'dog (noun): a member of the genus'.length, signal);
+    const [r] = await askDefinitions(model, [item], 'The word dog (noun): a member of the genus'.length, signal);
     // got {member, genus} of {member, genus, canis, domesticat, man}: F1 = 4/7
     expect(r!.overlap).toBeCloseTo(4 / 7);
     expect(r!.exact).toBe(false);

@@ -57,10 +57,12 @@ describe('stem and content words', () => {
 
 describe('definition scoring', () => {
   const dog: ExpectedSense[] = [{ pos: 'noun', definition: 'a member of the genus Canis that has been domesticated by man' }];
-  const reference = 'dog (noun): a member of the genus Canis that has been domesticated by man.\nExample: "The dog barked all night."';
+  const reference = 'The word dog (noun): a member of the genus Canis that has been domesticated by man.\nExample: "The dog barked all night."';
 
   it('splits off the example line and reads the "word (pos):" prefix', () => {
-    expect(definitionPart(reference)).toBe('dog (noun): a member of the genus Canis that has been domesticated by man.');
+    expect(definitionPart(reference)).toBe('The word dog (noun): a member of the genus Canis that has been domesticated by man.');
+    expect(posPrefix('The word dog (noun): a member')).toEqual({ word: 'dog', pos: 'noun' });
+    // The bare "word (pos):" lines earlier models were trained to write still parse.
     expect(posPrefix('dog (noun): a member')).toEqual({ word: 'dog', pos: 'noun' });
     expect(posPrefix('a member of the genus')).toBeNull();
   });
@@ -70,22 +72,27 @@ describe('definition scoring', () => {
   });
 
   it('a paraphrase sharing most content words is recognisable but not exact', () => {
-    const s = scoreDefinition('dog (noun): a domesticated member of genus Canis.', 'dog', dog, reference);
+    const s = scoreDefinition('The word dog (noun): a domesticated member of genus Canis.', 'dog', dog, reference);
     // got {domesticat, member, genus, canis} vs gloss {member, genus, canis, domesticat, man}: F1 = 8/9
     expect(s.overlap).toBeCloseTo(8 / 9);
     expect(s).toMatchObject({ recognised: true, posExact: true, exact: false });
   });
 
   it('the right format with the wrong meaning or the wrong part of speech is caught', () => {
-    const wrong = scoreDefinition('dog (verb): go after with the intent to catch.', 'dog', dog, reference);
+    const wrong = scoreDefinition('The word dog (verb): go after with the intent to catch.', 'dog', dog, reference);
     expect(wrong).toEqual({ overlap: 0, recognised: false, posExact: false, exact: false });
     // The prefix and the headword earn nothing: an answer that only echoes them scores 0.
-    expect(scoreDefinition('dog (noun): dog dog dog.', 'dog', dog, reference).overlap).toBe(0);
+    expect(scoreDefinition('The word dog (noun): dog dog dog.', 'dog', dog, reference).overlap).toBe(0);
     expect(scoreDefinition('', 'dog', dog, reference).overlap).toBe(0);
   });
 
+  it('a bare "dog (noun):" answer (the earlier format) is scored on its gloss but lacks the exact prefix', () => {
+    const s = scoreDefinition('dog (noun): a member of the genus Canis that has been domesticated by man.', 'dog', dog, reference);
+    expect(s).toMatchObject({ overlap: 1, recognised: true, posExact: false, exact: false });
+  });
+
   it('the example line is not scored', () => {
-    const s = scoreDefinition('dog (noun): a kind of tree.\nExample: "a member of the genus Canis domesticated by man"', 'dog', dog, reference);
+    const s = scoreDefinition('The word dog (noun): a kind of tree.\nExample: "a member of the genus Canis domesticated by man"', 'dog', dog, reference);
     expect(s.recognised).toBe(false);
   });
 
@@ -94,12 +101,12 @@ describe('definition scoring', () => {
       { pos: 'verb', definition: 'move fast by using the legs' },
       { pos: 'noun', definition: 'a score in baseball' },
     ];
-    const ref = 'run (verb): move fast by using the legs.\nrun (noun): a score in baseball.';
+    const ref = 'The word run (verb): move fast by using the legs.\nThe word run (noun): a score in baseball.';
     expect(scoreDefinition(ref, 'run', two, ref).overlap).toBe(1);
-    const first = scoreDefinition('run (verb): move fast using legs.', 'run', two, ref);
+    const first = scoreDefinition('The word run (verb): move fast using legs.', 'run', two, ref);
     expect(first.overlap).toBe(1);
     expect(first.posExact).toBe(true);
-    const second = scoreDefinition('run (noun): a baseball score.', 'run', two, ref);
+    const second = scoreDefinition('The word run (noun): a baseball score.', 'run', two, ref);
     expect(second).toMatchObject({ overlap: 1, recognised: true, posExact: false });
   });
 });

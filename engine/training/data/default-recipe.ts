@@ -53,7 +53,7 @@ export function defaultRecipe(opts: DefaultRecipeOptions = {}): Recipe {
     phases: [
       {
         name: 'language',
-        share: 0.33,
+        share: 0.3,
         window: tps / 8,
         overlap: 0,
         mix: { [SOURCE.brown]: 0.7, [SOURCE.definitions]: 0.3 },
@@ -64,10 +64,10 @@ export function defaultRecipe(opts: DefaultRecipeOptions = {}): Recipe {
           { windowFraction: 1, stepFraction: 0.4 },
         ],
       },
-      { name: 'logic', share: 0.17, window: tps / 4, overlap: tps / 64, mix: { [SOURCE.arithmetic]: 1 }, replay: 0.35 },
+      { name: 'logic', share: 0.12, window: tps / 4, overlap: tps / 64, mix: { [SOURCE.arithmetic]: 1 }, replay: 0.35 },
       {
         name: 'transfer',
-        share: 0.12,
+        share: 0.08,
         window: tps / 2,
         overlap: tps / 32,
         mix: { [SOURCE.relations]: 0.5, [SOURCE.usage]: 0.5 },
@@ -75,12 +75,12 @@ export function defaultRecipe(opts: DefaultRecipeOptions = {}): Recipe {
       },
       {
         name: 'depth',
-        share: 0.38,
+        share: 0.5,
         window: tps,
         overlap: tps / 16,
         mix: {
-          [SOURCE.brown]: 0.58,
-          [SOURCE.definitions]: 0.22,
+          [SOURCE.brown]: 0.56,
+          [SOURCE.definitions]: 0.24,
           [SOURCE.relations]: 0.04,
           [SOURCE.usage]: 0.04,
           [SOURCE.arithmetic]: 0.12,

@@ -3,7 +3,7 @@
  * the vocabulary is ranked by Brown frequency, and a word's parts of speech
  * are ordered by how Brown tags it ("run" is a verb first). Four kinds:
  *
- *   definition  "What does dog mean?"      → "dog (noun): a member of the genus Canis … ."
+ *   definition  "What does dog mean?"      → "The word dog (noun): a member of the genus Canis … ."
  *               (only for the commonest words: a small model learns a few hundred
  *               glosses by heart, not thousands; see BuildOptions.definitionWords)
  *   synonym     "Give a synonym for big."  → "A synonym for big is large."
@@ -59,6 +59,23 @@ const QUESTIONS: Record<WordNetChatKind, readonly string[]> = {
   antonym: ['What is the opposite of {w}?', 'Give an antonym for {w}.', 'What is the antonym of {w}?'],
   usage: ['Use {w} in a sentence.', 'Write a sentence with the word {w}.', 'Give an example sentence using {w}.'],
 };
+
+/**
+ * One line of a definition answer: "The word dog (noun): a member of … .".
+ * The lead-in is there for the tokenizer, not for style. A reply that began
+ * with the bare word would spell it without a leading space ("d" "og"), a
+ * different token sequence from the question's " dog": the model would have
+ * to learn, word by word, how each space-prefixed token is spelled at the
+ * start of a line. The default model never did (it wrote the asked word for
+ * 29 % of the canonical questions). After "The word" the reply repeats the
+ * question's own token, a copy any recurrent layer can learn once for all words.
+ */
+export function definitionLine(word: string, pos: WordNetPos, gloss: string): string {
+  return `${DEFINITION_LEAD}${word} (${pos}): ${gloss}`;
+}
+
+/** What every definition line starts with (see definitionLine). */
+export const DEFINITION_LEAD = 'The word ';
 
 /** The canonical definition question (the first phrasing), as evaluation asks it. */
 export function definitionQuestion(word: string): string {
@@ -165,7 +182,7 @@ function material(wordnet: WordNet, counts: ReadonlyMap<string, PosCounts>, word
 
   // Glosses only: an example line would double what must be learned by heart per
   // word, and the usage chats already teach sentences with the word.
-  answers.definition = expected.map((e) => `${word} (${e.pos}): ${sentenceEnd(e.definition)}`).join('\n');
+  answers.definition = expected.map((e) => definitionLine(word, e.pos, sentenceEnd(e.definition))).join('\n');
 
   // Synonym and antonym come from the leading senses only: "house" → "firm" (its second
   // sense) is true but not what someone asking about houses means.
