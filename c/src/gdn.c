@@ -17,9 +17,9 @@
  *         S_C = Γ_n S_0 + Σ_i exp(γ_n − γ_i) u_i k_iᵀ                                     — gdn_chunk
  *   (O) u_t[h] = RMSNorm_{d_v}(o_t[h]) ⊙ w_onorm ⊙ SiLU(g̃_t[h])   (ε = chimera.rms_norm_eps)
  *       y_t = W_o concat_h u_t[h]                                    BitLinear §2.2
- * Heads are independent after (C): steps (N), (G), (R|W), (O) run per head on
- * the pool, each head's writes disjoint, so the result does not depend on the
- * thread count.
+ * Heads are independent after (P): steps (C), (N), (G), (R|W), (O) run per head on
+ * the pool (the depthwise convs on the head's own channels), each head's writes
+ * disjoint, so the result does not depend on the thread count.
  */
 #include "gdn.h"
 
@@ -112,23 +112,29 @@ typedef struct {
     const gdn_weights *w;
     const gdn_hparams *hp;
     gdn_buffers *buf;
-    float *S; /* [H, d_v, d_k] */
+    float *S;                        /* [H, d_v, d_k] */
+    float *tail_q, *tail_k, *tail_v; /* conv tails [K-1, H·d_k], [K-1, H·d_k], [K-1, H·d_v] */
     int64_t T;
     float eps;
 } head_job;
 
-/* (N), (G), (R|W), (O) for heads [h0, h1). */
+/* (C), (N), (G), (R|W), (O) for heads [h0, h1). */
 static void head_task(void *arg, int64_t h0, int64_t h1, int32_t thread) {
     const head_job *j = arg;
     const kernel_table *kt = kernels();
     const gdn_hparams *hp = j->hp;
     gdn_buffers *b = j->buf;
-    const int64_t H = hp->n_head, dk = hp->d_k, dv = hp->d_v, T = j->T;
+    const int64_t H = hp->n_head, dk = hp->d_k, dv = hp->d_v, T = j->T, K = hp->conv_k;
     const int64_t Hdk = H * dk, Hdv = H * dv;
     const float qscale = 1.0f / sqrtf((float)dk);
     for (int64_t h = h0; h < h1; h++) {
         float *qh = b->qc + h * dk, *kh = b->kc + h * dk, *vh = b->vc + h * dv, *oh = b->o + h * dv;
         float *Sh = j->S + h * dv * dk;
+        /* (C) this head's channels of the three convs (depthwise: each channel alone, the bits
+         * of one call over all channels) */
+        kt->conv1d_causal(qh, j->tail_q + h * dk, b->q + h * dk, j->w->conv_q + h * dk * K, T, dk, Hdk, K);
+        kt->conv1d_causal(kh, j->tail_k + h * dk, b->k + h * dk, j->w->conv_k + h * dk * K, T, dk, Hdk, K);
+        kt->conv1d_causal(vh, j->tail_v + h * dv, b->v + h * dv, j->w->conv_v + h * dv * K, T, dv, Hdv, K);
         const float decay = -expf(j->w->a_log[h]), dtb = j->w->dt_bias[h];
         for (int64_t t = 0; t < T; t++) {
             kt->l2norm(qh + t * Hdk, qh + t * Hdk, dk, qscale);                         /* (N) */
@@ -157,7 +163,6 @@ static void head_task(void *arg, int64_t h0, int64_t h1, int32_t thread) {
 
 void gdn_forward(float *y, float *state, const float *xn, const gdn_weights *w, const gdn_hparams *hp, int64_t T,
                  int64_t D, float eps, gdn_buffers *buf) {
-    const kernel_table *kt = kernels();
     const int64_t H = hp->n_head, Hdk = H * hp->d_k, Hdv = H * hp->d_v, K = hp->conv_k;
     float *S = state;
     float *tail_q = S + H * hp->d_v * hp->d_k;
@@ -176,13 +181,9 @@ void gdn_forward(float *y, float *state, const float *xn, const gdn_weights *w, 
     };
     linear_run(proj, 6, buf->act, xn, T, D);
 
-    /* (C) causal convs with SiLU; the tails carry the last K-1 inputs across calls */
-    kt->conv1d_causal(buf->qc, tail_q, buf->q, w->conv_q, T, Hdk, K);
-    kt->conv1d_causal(buf->kc, tail_k, buf->k, w->conv_k, T, Hdk, K);
-    kt->conv1d_causal(buf->vc, tail_v, buf->v, w->conv_v, T, Hdv, K);
-
-    /* (N) (G) (R|W) (O) per head */
-    head_job hj = {w, hp, buf, S, T, eps};
+    /* (C) causal convs with SiLU (the tails carry the last K-1 inputs across calls), (N) (G)
+     * (R|W) (O): per head */
+    head_job hj = {w, hp, buf, S, tail_q, tail_k, tail_v, T, eps};
     pool_parallel_for_dynamic(H, 1, head_task, &hj);
 
     /* (O) y = W_o u */

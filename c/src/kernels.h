@@ -97,14 +97,26 @@ typedef struct kernel_table {
      * y[t,c] = silu(sum_{j<k} w[c,j] * xx[t-k+1+j, c]) where xx is the
      * concatenation of tail (k-1 earlier rows, [k-1, ch]) and x ([n, ch]).
      * On return tail holds the last k-1 rows of xx (the decode state).
-     * y must not alias x. w is [ch, k]. */
-    void (*conv1d_causal)(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t k);
+     * Rows of y, tail and x are ld floats apart (ld >= ch), so channels [c0, c0 + ch) of
+     * wider rows are the call on y + c0, tail + c0, x + c0, w + c0 * k: every channel is
+     * computed alone, so slicing does not change the bits. y must not alias x. w is [ch, k]. */
+    void (*conv1d_causal)(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t ld,
+                          int64_t k);
     /* One gated delta-rule step for one head (ARCHITECTURES.md §2.5, recurrent form),
      * S [d_v, d_k] row-major, updated in place:
      *   S = alpha S + beta (v - alpha S k) k^T;  o = S q
      * o must not alias S. */
     void (*delta_step)(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
                        int64_t d_k, int64_t d_v);
+    /* y[c] += Σ_{i<n} w[i] V[i, c] for c < d, V [n, d] row-major: i ascending, every product
+     * and every sum rounded on its own (no FMA), so every ISA gives _ref's bits (only the
+     * columns are vectorized). The Titans readouts (attention over value rows, W2ᵀ e). */
+    void (*rows_axpy)(float *y, const float *w, const float *V, int64_t n, int64_t d);
+    /* Momentum step of an outer-product gradient u vᵀ, S and M [m, n] row-major, in place:
+     *   S[a, b] = eta S[a, b] − theta (u[a] v[b]);  M[a, b] = keep M[a, b] + S[a, b]
+     * in that operation order, no FMA: every ISA gives _ref's bits. The Titans memory update. */
+    void (*outer_momentum)(float *S, float *M, const float *u, const float *v, int64_t m, int64_t n, float eta,
+                           float theta, float keep);
 
     /* ---- training (kernels_train_*.c) ---- */
     /* Backward of delta_step for one head and token: P = S_{t-1}, St = S_t, dout = ∂L/∂o.
@@ -132,9 +144,13 @@ void l2norm_ref(float *y, const float *x, int64_t n, float scale);
 void silu_ref(float *y, const float *x, int64_t n);
 void swiglu_ref(float *y, const float *g, const float *u, int64_t n);
 void softmax_ref(float *x, int64_t n);
-void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t k);
+void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t ld,
+                       int64_t k);
 void delta_step_ref(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
                     int64_t d_k, int64_t d_v);
+void rows_axpy_ref(float *y, const float *w, const float *V, int64_t n, int64_t d);
+void outer_momentum_ref(float *S, float *M, const float *u, const float *v, int64_t m, int64_t n, float eta, float theta,
+                        float keep);
 
 void delta_step_bwd_ref(float *dS, float *dq, float *dk, float *dv, float *dalpha, float *dbeta, const float *P,
                         const float *St, const float *q, const float *k, const float *v, const float *dout,

@@ -357,6 +357,49 @@ static void delta_step_avx2(float *o, float *S, const float *q, const float *k, 
     }
 }
 
+/* rows_axpy and outer_momentum (kernels.h): _ref's operations lane by lane (separate multiply
+ * and add, never fmadd), so _ref's bits; the columns in 8-lane steps, a masked tail. */
+static void rows_axpy_avx2(float *y, const float *w, const float *V, int64_t n, int64_t d) {
+    int64_t c = 0;
+    for (; c + 32 <= d; c += 32) { /* four column vectors kept in registers across the rows */
+        __m256 y0 = _mm256_loadu_ps(y + c), y1 = _mm256_loadu_ps(y + c + 8), y2 = _mm256_loadu_ps(y + c + 16),
+               y3 = _mm256_loadu_ps(y + c + 24);
+        for (int64_t i = 0; i < n; i++) {
+            const float *Vi = V + i * d + c;
+            const __m256 wi = _mm256_set1_ps(w[i]);
+            y0 = _mm256_add_ps(y0, _mm256_mul_ps(wi, _mm256_loadu_ps(Vi)));
+            y1 = _mm256_add_ps(y1, _mm256_mul_ps(wi, _mm256_loadu_ps(Vi + 8)));
+            y2 = _mm256_add_ps(y2, _mm256_mul_ps(wi, _mm256_loadu_ps(Vi + 16)));
+            y3 = _mm256_add_ps(y3, _mm256_mul_ps(wi, _mm256_loadu_ps(Vi + 24)));
+        }
+        _mm256_storeu_ps(y + c, y0), _mm256_storeu_ps(y + c + 8, y1);
+        _mm256_storeu_ps(y + c + 16, y2), _mm256_storeu_ps(y + c + 24, y3);
+    }
+    for (; c < d; c += 8) {
+        const __m256i m = mask8(d - c);
+        __m256 yc = _mm256_maskload_ps(y + c, m);
+        for (int64_t i = 0; i < n; i++)
+            yc = _mm256_add_ps(yc, _mm256_mul_ps(_mm256_set1_ps(w[i]), _mm256_maskload_ps(V + i * d + c, m)));
+        _mm256_maskstore_ps(y + c, m, yc);
+    }
+}
+
+static void outer_momentum_avx2(float *S, float *M, const float *u, const float *v, int64_t m, int64_t n, float eta,
+                                float theta, float keep) {
+    const __m256 ve = _mm256_set1_ps(eta), vt = _mm256_set1_ps(theta), vk = _mm256_set1_ps(keep);
+    for (int64_t a = 0; a < m; a++) {
+        float *Sa = S + a * n, *Ma = M + a * n; /* row a: [n] */
+        const __m256 ua = _mm256_set1_ps(u[a]);
+        for (int64_t b = 0; b < n; b += 8) {
+            const __m256i k = mask8(n - b);
+            __m256 g = _mm256_mul_ps(vt, _mm256_mul_ps(ua, _mm256_maskload_ps(v + b, k)));
+            __m256 s = _mm256_sub_ps(_mm256_mul_ps(ve, _mm256_maskload_ps(Sa + b, k)), g);
+            _mm256_maskstore_ps(Sa + b, k, s);
+            _mm256_maskstore_ps(Ma + b, k, _mm256_add_ps(_mm256_mul_ps(vk, _mm256_maskload_ps(Ma + b, k)), s));
+        }
+    }
+}
+
 const kernel_table kernels_avx2 = {
     .name = "avx2",
     .gemv_f32 = gemv_f32_avx2,
@@ -373,5 +416,7 @@ const kernel_table kernels_avx2 = {
     .softmax = softmax_avx2,
     .conv1d_causal = conv1d_causal_ref,
     .delta_step = delta_step_avx2,
+    .rows_axpy = rows_axpy_avx2,
+    .outer_momentum = outer_momentum_avx2,
     .delta_step_bwd = delta_step_bwd_avx2,
 };

@@ -131,25 +131,25 @@ void softmax_ref(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
-void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch,
-                              int64_t k) {
+void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t ld,
+                       int64_t k) {
     /* xx row i: tail row i for i < k-1, else x row i-(k-1). */
     for (int64_t t = 0; t < n; t++) {
         for (int64_t c = 0; c < ch; c++) {
             float acc = 0.0f;
             for (int64_t j = 0; j < k; j++) {
                 int64_t i = t + j; /* xx row */
-                float v = i < k - 1 ? tail[i * ch + c] : x[(i - (k - 1)) * ch + c];
+                float v = i < k - 1 ? tail[i * ld + c] : x[(i - (k - 1)) * ld + c];
                 acc += w[c * k + j] * v;
             }
-            y[t * ch + c] = silu1(acc);
+            y[t * ld + c] = silu1(acc);
         }
     }
     /* New tail = xx rows n .. n+k-2. Reading row n+i >= i, so forward in-place order is safe. */
     for (int64_t i = 0; i < k - 1; i++) {
         int64_t src = n + i;
         for (int64_t c = 0; c < ch; c++)
-            tail[i * ch + c] = src < k - 1 ? tail[src * ch + c] : x[(src - (k - 1)) * ch + c];
+            tail[i * ld + c] = src < k - 1 ? tail[src * ld + c] : x[(src - (k - 1)) * ld + c];
     }
 }
 
@@ -169,6 +169,24 @@ void delta_step_ref(float *o, float *S, const float *q, const float *k, const fl
     }
 }
 
+void rows_axpy_ref(float *y, const float *w, const float *V, int64_t n, int64_t d) {
+    for (int64_t i = 0; i < n; i++) {
+        const float wi = w[i], *Vi = V + i * d; /* row i: [d] */
+        for (int64_t c = 0; c < d; c++) y[c] += wi * Vi[c];
+    }
+}
+
+void outer_momentum_ref(float *S, float *M, const float *u, const float *v, int64_t m, int64_t n, float eta, float theta,
+                        float keep) {
+    for (int64_t a = 0; a < m; a++) {
+        float *Sa = S + a * n, *Ma = M + a * n; /* row a: [n] */
+        for (int64_t b = 0; b < n; b++) {
+            Sa[b] = eta * Sa[b] - theta * (u[a] * v[b]);
+            Ma[b] = keep * Ma[b] + Sa[b];
+        }
+    }
+}
+
 const kernel_table kernels_ref = {
     .name = "ref",
     .gemv_f32 = gemv_f32_ref,
@@ -185,5 +203,7 @@ const kernel_table kernels_ref = {
     .softmax = softmax_ref,
     .conv1d_causal = conv1d_causal_ref,
     .delta_step = delta_step_ref,
+    .rows_axpy = rows_axpy_ref,
+    .outer_momentum = outer_momentum_ref,
     .delta_step_bwd = delta_step_bwd_ref,
 };

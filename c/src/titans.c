@@ -144,14 +144,11 @@ static void head_task(void *arg, int64_t h0, int64_t h1, int32_t thread) {
                 for (int64_t i = 0; i < n; i++) mx = fmaxf(mx, logit[i]);
                 float sum = 0.0f;
                 for (int64_t i = 0; i < n; i++) sum += logit[i] = expf(logit[i] - mx);
-                for (int64_t c = 0; c < d; c++) yt[c] = 0.0f;
-                const float *lp = logit, *lr = logit + Np, *ll = logit + Np + pos + 1;
-                for (int64_t i = 0; i < Np; i++)
-                    for (int64_t c = 0; c < d; c++) yt[c] += lp[i] * pv[i * d + c];
-                for (int64_t i = 0; i <= pos; i++)
-                    for (int64_t c = 0; c < d; c++) yt[c] += lr[i] * srv[i * d + c];
-                for (int64_t i = 0; i <= pos; i++)
-                    for (int64_t c = 0; c < d; c++) yt[c] += ll[i] * sv[i * d + c];
+                /* y = Σ_i p_i v_i over persistent, memory and local values, in that order */
+                memset(yt, 0, sizeof(float) * (size_t)d);
+                kern->rows_axpy(yt, logit, pv, Np, d);
+                kern->rows_axpy(yt, logit + Np, srv, pos + 1, d);
+                kern->rows_axpy(yt, logit + Np + pos + 1, sv, pos + 1, d);
                 for (int64_t c = 0; c < d; c++) yt[c] /= sum;
             } else {
                 /* (C) */
@@ -160,28 +157,19 @@ static void head_task(void *arg, int64_t h0, int64_t h1, int32_t thread) {
                 mem_apply(p, a, z, M01, M02, km, d, dm);
                 for (int64_t c = 0; c < d; c++) ot[c] = yt[c] * sigmoidf(p[c]);
                 for (int64_t c = 0; c < d; c++) e[c] = 2.0f * (p[c] - vm[c]);
+                const kernel_table *kern = kernels();
+                memset(dz, 0, sizeof(float) * (size_t)dm);
+                kern->rows_axpy(dz, e, M02, d, dm); /* W2ᵀ e: Σ_c e_c W2[c, :], c ascending */
                 for (int64_t i = 0; i < dm; i++) {
-                    float s = 0.0f;
-                    for (int64_t c = 0; c < d; c++) s += M02[c * dm + i] * e[c];
                     float sg = sigmoidf(a[i]);
-                    dz[i] = s * sg * (1.0f + a[i] * (1.0f - sg)); /* δ = (W2ᵀ e) ⊙ SiLU'(a) */
+                    dz[i] = dz[i] * sg * (1.0f + a[i] * (1.0f - sg)); /* δ = (W2ᵀ e) ⊙ SiLU'(a) */
                 }
                 const float alpha = sigmoidf(b->ga[t * H + h] + w->ba[h]);
                 const float eta = sigmoidf(b->ge[t * H + h] + w->be[h]);
                 const float theta = hp->theta_max * sigmoidf(b->gt[t * H + h] + w->bt[h]);
                 const float keep = 1.0f - alpha;
-                for (int64_t i = 0; i < dm; i++) /* W1 [d_m, d]: g = δ k^Mᵀ */
-                    for (int64_t c = 0; c < d; c++) {
-                        int64_t q = i * d + c;
-                        S1[q] = eta * S1[q] - theta * (dz[i] * km[c]);
-                        R1[q] = keep * R1[q] + S1[q];
-                    }
-                for (int64_t c = 0; c < d; c++) /* W2 [d, d_m]: g = e zᵀ */
-                    for (int64_t i = 0; i < dm; i++) {
-                        int64_t q = c * dm + i;
-                        S2[q] = eta * S2[q] - theta * (e[c] * z[i]);
-                        R2[q] = keep * R2[q] + S2[q];
-                    }
+                kern->outer_momentum(S1, R1, dz, km, dm, d, eta, theta, keep); /* W1 [d_m, d]: g = δ k^Mᵀ */
+                kern->outer_momentum(S2, R2, e, z, d, dm, eta, theta, keep);   /* W2 [d, d_m]: g = e zᵀ */
                 if (pos == Cs - 1) memcpy(M01, R1, sizeof(float) * (size_t)(2 * P)); /* M⁰ ← M (W1 and W2) */
             }
         }

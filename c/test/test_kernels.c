@@ -311,7 +311,7 @@ static void test_bt2(const kernel_table *K) {
 static void test_elementwise(const kernel_table *K) {
     const kernel_table *R = &kernels_ref;
     double e_rms = 0, e_l2 = 0, e_silu = 0, e_swi = 0, e_soft = 0, e_conv = 0;
-    int tail_ok = 1;
+    int tail_ok = 1, slice_ok = 1;
     for (int ni = 0; ni < COUNT(ELT_N); ni++) {
         int64_t n = ELT_N[ni];
         float *x = xalloc(n * sizeof(float)), *w = xalloc(n * sizeof(float)), *u = xalloc(n * sizeof(float));
@@ -374,14 +374,24 @@ static void test_elementwise(const kernel_table *K) {
                 fill_normal(w, ch * k, 0.5f);
                 fill_normal(tail, (k - 1) * ch, 1.0f);
                 memcpy(tailr, tail, (k - 1) * ch * 4);
-                K->conv1d_causal(y, tail, x, w, n, ch, k);
-                R->conv1d_causal(yr, tailr, x, w, n, ch, k);
+                float *tail0 = xalloc((k - 1) * ch * 4 + 4), *ys = xalloc(n * ch * 4);
+                memcpy(tail0, tail, (k - 1) * ch * 4);
+                K->conv1d_causal(y, tail, x, w, n, ch, ch, k);
+                R->conv1d_causal(yr, tailr, x, w, n, ch, ch, k);
                 e_conv = fmax(e_conv, max_rel_err(y, yr, n * ch));
                 tail_ok &= memcmp(tail, tailr, (k - 1) * ch * 4) == 0;
+                /* channels [0, c0) and [c0, ch) as two calls on the same rows (ld = ch): K's own bits */
+                const int64_t c0 = ch / 2;
+                K->conv1d_causal(ys, tail0, x, w, n, c0, ch, k);
+                K->conv1d_causal(ys + c0, tail0 + c0, x + c0, w + c0 * k, n, ch - c0, ch, k);
+                slice_ok &= memcmp(ys, y, n * ch * 4) == 0 && memcmp(tail0, tail, (k - 1) * ch * 4) == 0;
+                aligned_free(tail0), aligned_free(ys);
                 aligned_free(x), aligned_free(w), aligned_free(y), aligned_free(yr), aligned_free(tail),
                     aligned_free(tailr);
             }
     report(K->name, "conv1d_causal", e_conv, TOL_RED, tail_ok);
+    printf("%s %-7s conv1d_causal  channel slices (ld) == one call, bit for bit\n", slice_ok ? "ok  " : "FAIL", K->name);
+    CHECK(slice_ok, "%s conv1d_causal: channel slices differ from one call", K->name);
 }
 
 /* ---- batch invariance: gemm row t == gemv on row t, bit for bit ---------------- */
@@ -507,6 +517,43 @@ static void test_batch_invariance(const kernel_table *K) {
         CHECK(ok, "%s %s: %d (range, n) cases differ from gemv, %d rows differ when split", K->name, names[k], bad[k],
               split[k]);
     }
+}
+
+/* rows_axpy and outer_momentum: no FMA and _ref's operation order, so bit for bit equal to _ref
+ * (widths around the 16- and 64-lane steps, and zero rows / columns). */
+static void test_rows_kernels(const kernel_table *K) {
+    static const int64_t N[] = {0, 1, 3, 64, 200}, D[] = {0, 1, 7, 16, 17, 64, 100, 128};
+    int axpy_ok = 1, mom_ok = 1;
+    for (int a = 0; a < COUNT(N); a++)
+        for (int b = 0; b < COUNT(D); b++) {
+            const int64_t n = N[a], d = D[b];
+            float *V = xalloc((n * d + 1) * 4), *w = xalloc((n + 1) * 4), *y = xalloc((d + 1) * 4),
+                  *yr = xalloc((d + 1) * 4);
+            fill_normal(V, n * d, 1.0f);
+            fill_normal(w, n, 1.0f);
+            fill_normal(y, d, 1.0f);
+            memcpy(yr, y, d * 4);
+            K->rows_axpy(y, w, V, n, d);
+            kernels_ref.rows_axpy(yr, w, V, n, d);
+            axpy_ok &= memcmp(y, yr, d * 4) == 0;
+            /* outer_momentum on [n, d] (u [n], v [d]) */
+            float *S = xalloc((n * d + 1) * 4), *M = xalloc((n * d + 1) * 4), *Sr = xalloc((n * d + 1) * 4),
+                  *Mr = xalloc((n * d + 1) * 4);
+            fill_normal(S, n * d, 1.0f);
+            fill_normal(M, n * d, 1.0f);
+            memcpy(Sr, S, n * d * 4);
+            memcpy(Mr, M, n * d * 4);
+            const float eta = rng_uniform(0.0f, 1.0f), theta = rng_uniform(0.0f, 0.1f), keep = rng_uniform(0.5f, 1.0f);
+            K->outer_momentum(S, M, w, y, n, d, eta, theta, keep);
+            kernels_ref.outer_momentum(Sr, Mr, w, y, n, d, eta, theta, keep);
+            mom_ok &= memcmp(S, Sr, n * d * 4) == 0 && memcmp(M, Mr, n * d * 4) == 0;
+            aligned_free(V), aligned_free(w), aligned_free(y), aligned_free(yr);
+            aligned_free(S), aligned_free(M), aligned_free(Sr), aligned_free(Mr);
+        }
+    printf("%s %-7s rows_axpy      bit-identical to ref\n", axpy_ok ? "ok  " : "FAIL", K->name);
+    printf("%s %-7s outer_momentum bit-identical to ref\n", mom_ok ? "ok  " : "FAIL", K->name);
+    CHECK(axpy_ok, "%s rows_axpy differs from ref", K->name);
+    CHECK(mom_ok, "%s outer_momentum differs from ref", K->name);
 }
 
 /* delta_step against _ref: several consecutive steps on one state (d_k % 16 != 0 exercises the fallback). */
@@ -689,17 +736,22 @@ static void test_conv_streaming(void) {
     float x[45], w[20], y_all[45], y_step[45], t_all[15] = {0}, t_step[15] = {0};
     fill_normal(x, n * ch, 1.0f);
     fill_normal(w, ch * k, 0.5f);
-    kernels_ref.conv1d_causal(y_all, t_all, x, w, n, ch, k);
-    kernels_ref.conv1d_causal(y_step, t_step, x, w, 2, ch, k); /* 2 tokens, then one at a time */
-    for (int64_t t = 2; t < n; t++) kernels_ref.conv1d_causal(y_step + t * ch, t_step, x + t * ch, w, 1, ch, k);
+    kernels_ref.conv1d_causal(y_all, t_all, x, w, n, ch, ch, k);
+    kernels_ref.conv1d_causal(y_step, t_step, x, w, 2, ch, ch, k); /* 2 tokens, then one at a time */
+    for (int64_t t = 2; t < n; t++) kernels_ref.conv1d_causal(y_step + t * ch, t_step, x + t * ch, w, 1, ch, ch, k);
     int ok = memcmp(y_all, y_step, sizeof y_all) == 0 && memcmp(t_all, t_step, sizeof t_all) == 0;
+    /* channel slices of the rows (ld = ch), as the GD heads call it: the same bits as one call */
+    float y_sl[45], t_sl[15] = {0};
+    kernels_ref.conv1d_causal(y_sl, t_sl, x, w, n, 2, ch, k);
+    kernels_ref.conv1d_causal(y_sl + 2, t_sl + 2, x + 2, w + 2 * k, n, ch - 2, ch, k);
+    ok &= memcmp(y_all, y_sl, sizeof y_all) == 0 && memcmp(t_all, t_sl, sizeof t_all) == 0;
     /* the first output only sees w[c, k-1] * x[0, c] (zero history) */
     for (int64_t c = 0; c < ch; c++) {
         float v = w[c * k + k - 1] * x[c];
         ok &= fabsf(y_all[c] - v / (1.0f + expf(-v))) <= 1e-6f;
     }
     CHECK(ok, "conv1d_causal_ref streaming");
-    printf("%s ref     conv1d_causal  streaming == batch, zero history\n", ok ? "ok  " : "FAIL");
+    printf("%s ref     conv1d_causal  streaming == batch == channel slices, zero history\n", ok ? "ok  " : "FAIL");
 }
 
 /* ---- thread pool ------------------------------------------------------------ */
@@ -791,6 +843,7 @@ int main(void) {
         test_bt2(K);
         test_batch_invariance(K);
         test_elementwise(K);
+        test_rows_kernels(K);
         test_delta_step(K);
         test_delta_step_bwd(K);
         test_train_elementwise(train_kernels_for(K));
