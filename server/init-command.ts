@@ -108,9 +108,20 @@ export function parseInitArgs(argv: readonly string[], cwd: string = process.cwd
 
 /**
  * Overrides preset fields with a JSON object's. The known fields and their
- * kinds are the preset's own, so fields added to ChimeraConfig later are
- * accepted without a change here; anything else is an error that names it.
+ * kinds are the preset's own plus ChimeraConfig's optional blocks (a preset
+ * like tiny leaves those out), so a config file can make a hybrid from any
+ * preset; anything else is an error that names it. validateChimeraConfig
+ * checks the blocks' contents afterwards.
  */
+const OPTIONAL_BLOCKS: Readonly<Record<string, string>> = {
+  xlstm: 'object',
+  titans: 'object',
+  tsp: 'object',
+  moe: 'object',
+  spanGate: 'boolean',
+  looping: 'object',
+} satisfies Partial<Record<keyof ChimeraConfig, string>>;
+
 function applyConfigFile(base: ChimeraConfig, file: string): ChimeraConfig {
   let raw: unknown;
   try {
@@ -123,14 +134,14 @@ function applyConfigFile(base: ChimeraConfig, file: string): ChimeraConfig {
   const errors: string[] = [];
   const merged: Record<string, unknown> = { ...known };
   for (const [key, value] of Object.entries(raw)) {
-    if (!(key in known)) {
-      errors.push(`unknown field "${key}" (known: ${Object.keys(known).join(', ')})`);
+    const want = key in known ? kindOf(known[key]) : OPTIONAL_BLOCKS[key];
+    if (want === undefined) {
+      errors.push(`unknown field "${key}" (known: ${[...Object.keys(known), ...Object.keys(OPTIONAL_BLOCKS).filter((k) => !(k in known))].join(', ')})`);
       continue;
     }
-    const want = kindOf(known[key]);
     const got = kindOf(value);
     if (want !== got) {
-      errors.push(`field "${key}" must be ${want === 'array' ? 'an array' : `a ${want}`}, got ${got}`);
+      errors.push(`field "${key}" must be ${/^[ao]/.test(want) ? 'an' : 'a'} ${want}, got ${got}`);
       continue;
     }
     merged[key] = value;

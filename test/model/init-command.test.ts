@@ -74,6 +74,29 @@ describe('braid init', () => {
     expect(readFileSync(a).equals(before)).toBe(false);
   });
 
+  it('adds the optional layer blocks (xlstm, titans) to a preset that has none', async () => {
+    const cfg = path.join(dir, 'hybrid.json');
+    const xlstm = { headCount: 2, headDim: 64, gateSoftCap: 15, normEps: 1e-5 };
+    const titans = { headCount: 2, headDim: 64, memoryDim: 128, persistentSlots: 4, segmentLength: 16, thetaMax: 0.1 };
+    writeFileSync(cfg, JSON.stringify({ ...small, layerTypes: ['GD', 'XM', 'TM'], xlstm, titans }));
+    const out = path.join(dir, 'hybrid.gguf');
+    const r = await braid('init', out, '--config', cfg);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const file = await readGguf(out);
+    expect(metaStringArray(file.metadata, 'chimera.layer_types')).toEqual(['GD', 'XM', 'TM']);
+
+    // A block of the wrong kind, and a missing block the layer types need, are still refused.
+    writeFileSync(cfg, JSON.stringify({ ...small, layerTypes: ['GD', 'XM'], xlstm: 4 }));
+    const wrong = await braid('init', path.join(dir, 'never-hybrid.gguf'), '--config', cfg);
+    expect(wrong.code).toBe(2);
+    expect(wrong.err).toMatch(/"xlstm" must be an object, got number/);
+    writeFileSync(cfg, JSON.stringify({ ...small, layerTypes: ['GD', 'TM'] }));
+    const missing = await braid('init', path.join(dir, 'never-hybrid.gguf'), '--config', cfg);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/titans/);
+  });
+
   it('reports bad configs and flags clearly, with exit code 2 and no file', async () => {
     const bad = path.join(dir, 'bad.json');
     writeFileSync(bad, JSON.stringify({ embeddingLength: 100, headCount: '2', mystery: true }));
