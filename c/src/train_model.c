@@ -286,7 +286,15 @@ int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t
     if (hp->span_gate) train_span_fwd(tr, tr->hfin, N);
     lin_fwd(tr->logits, tr->hfin, E, N, D, V);
     *loss_sum = xent_fwd_bwd(tr->logits, targets, N, V, n_targets, backward);
-    if (isnan(*loss_sum)) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory in the loss");
+    if (isnan(*loss_sum)) {
+        /* xent_fwd_bwd returns NaN for a failed allocation and NaN logits give a NaN sum: tell
+         * the two apart, since the second is a diverged forward, not a full machine */
+        for (int64_t i = 0; i < N * V; i++)
+            if (!isfinite(tr->logits[i]))
+                return braid_fail(BRAID_ERR_INVALID_ARG,
+                                  "trainer: the forward produced non-finite logits (the weights or this input diverge)");
+        return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory in the loss");
+    }
     if (!backward) return BRAID_OK;
 
     /* ---- backward (tr->logits now holds ∂L/∂logits) ---- */

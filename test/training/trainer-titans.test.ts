@@ -143,6 +143,38 @@ describe('TM quantization-aware forward and optimisation', () => {
     }
   });
 
+  it('reports the inference loss across more than four segments too (T = 26: six full segments and a partial one)', async () => {
+    // the trainer keeps (M, S) at every segment start (n_seg + 1 slots per sequence and head), the
+    // served model carries one running memory across segments: they agree for any segment count.
+    // (Not much longer: with θ_max = 1 and these tokens the memory update itself diverges past
+    // ~8 segments — in both engines; the served one hides it, its int8 quantizer maps NaN to ±127.)
+    const tr = NativeTrainer.open(withSlots);
+    try {
+      const B = 1;
+      const T = 26;
+      const { tokens, targets } = batch(B, T, 5);
+      const { trained, served } = await trainedVsServedLoss(tr, withSlots, path.join(dir, 'exported-tm-long.gguf'), { tokens, targets, B, T }, 0);
+      expect(Number.isFinite(trained)).toBe(true);
+      expect(Math.abs(served - trained) / trained).toBeLessThan(3e-6);
+    } finally {
+      tr.dispose();
+    }
+  });
+
+  it('names a diverged forward as such, not as out of memory (the memory update blows up on long inputs here)', async () => {
+    const tr = NativeTrainer.open(withSlots);
+    try {
+      const { tokens, targets } = batch(1, 64, 5);
+      await expect(tr.evaluate(tokens, targets, 1, 64)).rejects.toThrow(/non-finite logits/);
+      // the trainer is still usable after the refusal
+      const ok = batch(1, 14, 5);
+      const r = await tr.evaluate(ok.tokens, ok.targets, 1, 14);
+      expect(Number.isFinite(r.lossSum)).toBe(true);
+    } finally {
+      tr.dispose();
+    }
+  });
+
   it('AdamW lowers the loss on a repeated batch, deterministically', async () => {
     const run = async (): Promise<number[]> => {
       const tr = NativeTrainer.open(withSlots);
