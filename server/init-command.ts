@@ -106,13 +106,7 @@ export function parseInitArgs(argv: readonly string[], cwd: string = process.cwd
   return { help: false, plan: { out, config, seed, tokenizer, force: values.force === true } };
 }
 
-/**
- * Overrides preset fields with a JSON object's. The known fields and their
- * kinds are the preset's own plus ChimeraConfig's optional blocks (a preset
- * like tiny leaves those out), so a config file can make a hybrid from any
- * preset; anything else is an error that names it. validateChimeraConfig
- * checks the blocks' contents afterwards.
- */
+/** ChimeraConfig's optional blocks and their JSON kinds (a preset like tiny leaves them out). */
 const OPTIONAL_BLOCKS: Readonly<Record<string, string>> = {
   xlstm: 'object',
   titans: 'object',
@@ -122,6 +116,12 @@ const OPTIONAL_BLOCKS: Readonly<Record<string, string>> = {
   looping: 'object',
 } satisfies Partial<Record<keyof ChimeraConfig, string>>;
 
+/**
+ * Overrides preset fields with a JSON object's. The known fields and their
+ * kinds are the preset's own plus the optional blocks, so a config file can
+ * make a hybrid from any preset; anything else is an error that names it.
+ * validateChimeraConfig checks the blocks' contents afterwards.
+ */
 function applyConfigFile(base: ChimeraConfig, file: string): ChimeraConfig {
   let raw: unknown;
   try {
@@ -134,7 +134,7 @@ function applyConfigFile(base: ChimeraConfig, file: string): ChimeraConfig {
   const errors: string[] = [];
   const merged: Record<string, unknown> = { ...known };
   for (const [key, value] of Object.entries(raw)) {
-    const want = key in known ? kindOf(known[key]) : OPTIONAL_BLOCKS[key];
+    const want = Object.hasOwn(known, key) ? kindOf(known[key]) : Object.hasOwn(OPTIONAL_BLOCKS, key) ? OPTIONAL_BLOCKS[key] : undefined;
     if (want === undefined) {
       errors.push(`unknown field "${key}" (known: ${[...Object.keys(known), ...Object.keys(OPTIONAL_BLOCKS).filter((k) => !(k in known))].join(', ')})`);
       continue;

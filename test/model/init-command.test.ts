@@ -99,11 +99,12 @@ describe('braid init', () => {
 
   it('reports bad configs and flags clearly, with exit code 2 and no file', async () => {
     const bad = path.join(dir, 'bad.json');
-    writeFileSync(bad, JSON.stringify({ embeddingLength: 100, headCount: '2', mystery: true }));
+    writeFileSync(bad, JSON.stringify({ embeddingLength: 100, headCount: '2', mystery: true, constructor: 1 }));
     const out = path.join(dir, 'never.gguf');
     const typeErr = await braid('init', out, '--config', bad);
     expect(typeErr.code).toBe(2);
     expect(typeErr.err).toMatch(/unknown field "mystery"/);
+    expect(typeErr.err).toMatch(/unknown field "constructor"/);
     expect(typeErr.err).toMatch(/"headCount" must be a number, got string/);
 
     writeFileSync(bad, JSON.stringify({ embeddingLength: 100, layerTypes: [] }));
