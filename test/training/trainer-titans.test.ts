@@ -125,36 +125,24 @@ describe('TM gradients (FP32 mode) vs finite differences', () => {
 });
 
 describe('TM quantization-aware forward and optimisation', () => {
-  it('reports the loss the inference engine computes for the exported model', async () => {
+  // T = 14: the served model's memory crosses three segment boundaries (θ_max = 1 keeps the memory
+  // update loud without the wake), after 3 AdamW steps. T = 26: six full segments and a partial
+  // one, at the init weights. The trainer keeps (M, S) at every segment start (n_seg + 1 slots per
+  // sequence and head), the served model carries one running memory: they agree for any segment
+  // count. (Not much longer: with θ_max = 1 these tokens make the memory update itself diverge past
+  // ~8 segments, in both engines; the served one hides it, its int8 quantizer maps NaN to −127.)
+  it.each([
+    { B: 2, T: 14, seed: 9, steps: 3 },
+    { B: 1, T: 26, seed: 5, steps: 0 },
+  ])('reports the loss the inference engine computes for the exported model ($B × $T after $steps steps)', async ({ B, T, seed, steps }) => {
     const tr = NativeTrainer.open(withSlots);
     try {
-      // T = 14: the served model's memory crosses three segment boundaries too (θ_max = 1 keeps
-      // the memory update loud without the wake)
-      const B = 2;
-      const T = 14;
-      const { tokens, targets } = batch(B, T, 9);
-      const { trained, served } = await trainedVsServedLoss(tr, withSlots, path.join(dir, 'exported-tm.gguf'), { tokens, targets, B, T });
+      const { tokens, targets } = batch(B, T, seed);
+      const { trained, served } = await trainedVsServedLoss(tr, withSlots, path.join(dir, `exported-tm-${T}.gguf`), { tokens, targets, B, T }, steps);
+      expect(Number.isFinite(trained)).toBe(true);
       // same quantizers, float vs int32 accumulation. Measured 8.7e-9; tighter than trainer-native's
       // 2e-3 because a forgotten int8 quantizer on ŷ (the memory write's input) moves it by only
       // 1.1e-5; one int8 rounding flipped by float order costs ~6e-7 (seen with the wake's gates)
-      expect(Math.abs(served - trained) / trained).toBeLessThan(3e-6);
-    } finally {
-      tr.dispose();
-    }
-  });
-
-  it('reports the inference loss across more than four segments too (T = 26: six full segments and a partial one)', async () => {
-    // the trainer keeps (M, S) at every segment start (n_seg + 1 slots per sequence and head), the
-    // served model carries one running memory across segments: they agree for any segment count.
-    // (Not much longer: with θ_max = 1 and these tokens the memory update itself diverges past
-    // ~8 segments — in both engines; the served one hides it, its int8 quantizer maps NaN to ±127.)
-    const tr = NativeTrainer.open(withSlots);
-    try {
-      const B = 1;
-      const T = 26;
-      const { tokens, targets } = batch(B, T, 5);
-      const { trained, served } = await trainedVsServedLoss(tr, withSlots, path.join(dir, 'exported-tm-long.gguf'), { tokens, targets, B, T }, 0);
-      expect(Number.isFinite(trained)).toBe(true);
       expect(Math.abs(served - trained) / trained).toBeLessThan(3e-6);
     } finally {
       tr.dispose();
