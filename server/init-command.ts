@@ -114,6 +114,7 @@ const OPTIONAL_BLOCKS: Readonly<Record<string, string>> = {
   moe: 'object',
   spanGate: 'boolean',
   looping: 'object',
+  ngram: 'object',
 } satisfies Partial<Record<keyof ChimeraConfig, string>>;
 
 /**

@@ -2,6 +2,7 @@
  * chimera.c — the Chimera forward, ARCHITECTURES.md §2.0, with Parcae looping (§2.11).
  *
  *   x_t ← E[id_t]                                   token_embd [V, D], F32 or F16, no scaling
+ *         + Σ G[row(n-gram ending at t)]            token_ngram, if the model has one (ngram.h)
  *   layers run in order; a looping model runs prelude, parcae_loop (below), coda
  *   for each layer i:  x ← x + Mixer_i(RMSNorm(x; attn_norm_i))     §2.1; GD §2.5, XM §2.6, TM §2.8-P, SK §2.9
  *                      x ← x + FFN_i(RMSNorm(x; ffn_norm_i))        SwiGLU §2.3 or MoE §2.10
@@ -19,13 +20,50 @@
 #include "gdn.h"
 #include "mlstm.h"
 #include "moe.h"
+#include "ngram.h"
 #include "threadpool.h"
 #include "titans.h"
 #include "tsp.h"
 
 /* ---- embedding --------------------------------------------------------------- */
 
-static void embed(float *x, const braid_model *m, const int32_t *tokens, int64_t n) {
+static void add_fmat_row(float *x, fmat t, int64_t row, int64_t D) {
+    if (t.type == GGML_TYPE_F32) {
+        const float *r = (const float *)t.data + row * D;
+        for (int64_t j = 0; j < D; j++) x[j] += r[j];
+    } else {
+        const uint16_t *r = (const uint16_t *)t.data + row * D;
+        for (int64_t j = 0; j < D; j++) x[j] += half_to_float(r[j]);
+    }
+}
+
+/* Adds the hashed n-gram rows (ngram.h) to x [n, D] and moves the history in `hist` (the state's
+ * order−1 floats, token + 1 each, oldest first, 0 = unknown) past the n tokens. A history value
+ * that is not a token + 1 (a hand-edited state blob) counts as unknown rather than indexing
+ * past the table's key space. */
+static void embed_ngrams(float *x, const braid_model *m, float *hist, const int32_t *tokens, int64_t n) {
+    const int64_t D = m->hp.n_embd, V = m->hp.n_vocab;
+    const int32_t k = m->hp.ngram_order - 1;
+    int32_t h[NGRAM_MAX_ORDER - 1];
+    for (int32_t i = 0; i < k; i++) {
+        const float v = hist[i];
+        h[i] = v >= 1.0f && v <= (float)V && v == floorf(v) ? (int32_t)v - 1 : -1;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        /* order j+1 uses the last j tokens of the history: h[k-j .. k-1] */
+        for (int32_t j = 1; j <= k; j++) {
+            const int32_t *hj = h + (k - j);
+            int known = 1;
+            for (int32_t i = 0; i < j; i++) known &= hj[i] >= 0;
+            if (known) add_fmat_row(x + t * D, m->token_ngram, ngram_row(hj, j, tokens[t], V, m->ngram_rows), D);
+        }
+        for (int32_t i = 0; i + 1 < k; i++) h[i] = h[i + 1];
+        if (k > 0) h[k - 1] = tokens[t];
+    }
+    for (int32_t i = 0; i < k; i++) hist[i] = h[i] < 0 ? 0.0f : (float)(h[i] + 1);
+}
+
+static void embed(float *x, const braid_model *m, float *state, const int32_t *tokens, int64_t n) {
     const int64_t D = m->hp.n_embd;
     for (int64_t t = 0; t < n; t++) {
         float *xt = x + t * D;
@@ -36,6 +74,7 @@ static void embed(float *x, const braid_model *m, const int32_t *tokens, int64_t
             for (int64_t j = 0; j < D; j++) xt[j] = half_to_float(row[j]);
         }
     }
+    if (m->hp.ngram_order) embed_ngrams(x, m, state + m->ngram_state, tokens, n);
 }
 
 /* ---- row-wise RMSNorm ---------------------------------------------------------- */
@@ -207,7 +246,7 @@ int32_t chimera_forward(braid_context *ctx, const int32_t *tokens, int64_t n, in
     const float eps = hp->rms_eps;
     int32_t st;
 
-    embed(ctx->x, m, tokens, n);
+    embed(ctx->x, m, ctx->state, tokens, n);
     if (hp->loop.enabled) {
         for (int32_t il = 0; il < hp->loop.loop0; il++)
             if ((st = run_block(ctx, il, 0, n))) return st;

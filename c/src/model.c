@@ -15,6 +15,7 @@
 
 #include "common.h"
 #include "moa.h"
+#include "ngram.h"
 
 /* ---- metadata ---------------------------------------------------------------- */
 
@@ -307,6 +308,10 @@ static uint64_t fingerprint(const braid_model *m) {
     if (m->n_of[MIXER_SK]) h = fnv1a(h, &hp->sk, sizeof hp->sk);
     if (hp->n_moe_layers) h = fnv1a(h, &hp->moe, sizeof hp->moe);
     h = fnv1a(h, &hp->span_gate, sizeof hp->span_gate);
+    if (hp->ngram_order) {
+        h = fnv1a(h, &hp->ngram_order, sizeof hp->ngram_order);
+        h = fnv1a(h, &m->ngram_rows, sizeof m->ngram_rows);
+    }
     if (hp->loop.enabled) h = fnv1a(h, &hp->loop, sizeof hp->loop);
     for (int i = 0; i < hp->n_layer; i++) {
         int32_t kinds[2] = {(int32_t)m->layers[i].mixer_type, (int32_t)m->layers[i].ffn_type};
@@ -410,6 +415,8 @@ static char *describe(const braid_model *m) {
                   "\"backward_truncation\":\"%s\"}",
                   hp->loop.loop0 - 1, hp->loop.loop0, hp->loop.coda0 - 1, hp->loop.coda0, hp->n_layer - 1, hp->loop.max,
                   hp->loop.def, hp->loop.bptt_half ? "half" : "full");
+    if (hp->ngram_order)
+        sb_printf(&b, ",\"ngram\":{\"order\":%d,\"rows\":%lld}", hp->ngram_order, (long long)m->ngram_rows);
     sb_printf(&b, ",\"span_gate\":%s}", hp->span_gate ? "true" : "false");
     if (b.oom) {
         free(b.p);
@@ -554,6 +561,21 @@ static int32_t load_layers(braid_model *m) {
     return BRAID_OK;
 }
 
+/* The hashed n-gram embedding (ngram.h): absent chimera.ngram.order = none. The table's row count
+ * is its own first dimension, any M ≥ 1. */
+static int32_t load_ngram(braid_model *m) {
+    const gguf_file *f = m->gguf;
+    if (!gguf_find_kv(f, "chimera.ngram.order")) return BRAID_OK;
+    int32_t st = gguf_get_int_in(f, "chimera.ngram.order", 2, NGRAM_MAX_ORDER, &m->hp.ngram_order);
+    if (st) return st;
+    const gguf_tensor *t = gguf_find_tensor(f, "token_ngram.weight");
+    if (!t) return braid_fail(BRAID_ERR_FORMAT, "missing tensor 'token_ngram.weight' (chimera.ngram.order is set)");
+    if (t->n_dims != 2 || t->ne[1] < 1)
+        return braid_fail(BRAID_ERR_FORMAT, "tensor 'token_ngram.weight' must be a matrix [rows, %d]", m->hp.n_embd);
+    m->ngram_rows = t->ne[1];
+    return want_fmat(f, "token_ngram.weight", m->ngram_rows, m->hp.n_embd, &m->token_ngram);
+}
+
 static int32_t load(braid_model *m) {
     const gguf_file *f = m->gguf;
     int32_t st;
@@ -587,6 +609,8 @@ static int32_t load(braid_model *m) {
         m->risk_w = p;
         if ((st = want_fmat(f, "output_gate.weight", hp->n_embd, hp->n_embd + 1, &m->gate_w))) return st;
     }
+
+    if ((st = load_ngram(m))) return st;
 
     if ((st = read_loop_hparams(f, &m->hp))) return st;
     if (hp->loop.enabled) {
@@ -625,6 +649,10 @@ static int32_t load(braid_model *m) {
     if (!m->layers || !m->gdn || !m->ffn || !m->xm || !m->tm || !m->sk || !m->moe)
         return braid_fail(BRAID_ERR_NOMEM, "out of memory for the layer table");
     if ((st = load_layers(m))) return st;
+    if (hp->ngram_order) { /* the n-gram history follows every layer's state */
+        m->ngram_state = m->state_floats;
+        m->state_floats += hp->ngram_order - 1;
+    }
     m->fingerprint = fingerprint(m);
     m->describe = describe(m);
     if (!m->describe) return braid_fail(BRAID_ERR_NOMEM, "out of memory for the model description");

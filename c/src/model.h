@@ -75,12 +75,16 @@ typedef struct {
     int32_t n_moe_layers;
     int32_t span_gate;   /* 1: span-engine risk gate on the final hidden state (§2.13) */
     loop_hparams loop;   /* Parcae looping (§2.11) */
+    int32_t ngram_order; /* hashed n-gram input embedding (ngram.h): 0 none, 2 bigrams, 3 bi- and trigrams */
 } model_hparams;
 
 struct braid_model {
     gguf_file *gguf;
     model_hparams hp;
     fmat token_embd;           /* F32 or F16 [V, D] */
+    fmat token_ngram;          /* F32 or F16 [ngram_rows, D] (hp.ngram_order > 0 only) */
+    int64_t ngram_rows;
+    int64_t ngram_state;       /* offset in the state of the order−1 history floats (token + 1, 0 = none) */
     const float *output_norm;  /* [D] */
     const float *risk_w;       /* [D] span gate w_risk (span_gate only) */
     fmat gate_w;               /* F32 or F16 [D, D+1] span gate W_rg (span_gate only) */

@@ -140,6 +140,8 @@ struct braid_trainer {
     int32_t quant;         /* 1: QAT (ternary weights + int8 activations), 0: plain FP32 (gradient checks) */
     /* model views */
     int32_t tok_embd, out_norm;
+    int32_t tok_ngram;  /* hashed n-gram table (hp.ngram_order > 0), else -1 */
+    int64_t ngram_rows;
     tblock *blocks;        /* [n_layer] */
     int32_t n_loops;       /* Parcae loop count of the next passes (1..loop.max) */
     int32_t n_inst;        /* block instances with activations: prelude + loop layers × loop.max + coda */

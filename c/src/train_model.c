@@ -16,6 +16,8 @@
 #include <string.h>
 
 #include "common.h"
+#include "kernels.h"
+#include "ngram.h"
 #include "threadpool.h"
 #include "train.h"
 #include "train_ops.h"
@@ -111,6 +113,12 @@ int32_t train_model_bind(braid_trainer *tr, const braid_model *m) {
     tr->out_norm = train_param_find(tr, "output_norm.weight");
     if (tr->tok_embd < 0 || tr->out_norm < 0)
         return braid_fail(BRAID_ERR_FORMAT, "trainer: token_embd.weight or output_norm.weight is missing");
+    tr->tok_ngram = -1;
+    if (hp->ngram_order) {
+        tr->tok_ngram = train_param_find(tr, "token_ngram.weight");
+        if (tr->tok_ngram < 0) return braid_fail(BRAID_ERR_FORMAT, "trainer: token_ngram.weight is missing");
+        tr->ngram_rows = tr->params[tr->tok_ngram].rows;
+    }
     if (hp->loop.enabled) {
         int32_t st = train_parcae_bind(tr);
         if (st) return st;
@@ -206,6 +214,28 @@ static void add(float *x, const float *y, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += y[i];
 }
 
+/* The hashed n-gram embedding (ngram.h) over B rows of T tokens: each row starts with an unknown
+ * history, as a served context does. backward = 0: x[t] += G[row]; 1: dG[row] += x[t] (x = dx).
+ * With quantization on, a table stored as F16 is read through F16 rounding, as the served model
+ * reads it (the gradient passes straight through the rounding); off, it is plain FP32. */
+static void ngram_rows_apply(braid_trainer *tr, float *x, const int32_t *tokens, int64_t B, int64_t T, int backward) {
+    const int64_t D = tr->hp.n_embd, V = tr->hp.n_vocab, M = tr->ngram_rows;
+    const int32_t k = tr->hp.ngram_order - 1;
+    const int f16 = tr->quant && tr->params[tr->tok_ngram].gguf_type == GGML_TYPE_F16;
+    float *G = backward ? tp_g(tr, tr->tok_ngram) : tp_w(tr, tr->tok_ngram);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t p = 0; p < T; p++) {
+            const int64_t t = b * T + p;
+            for (int32_t j = 1; j <= k && j <= p; j++) {
+                float *g = G + ngram_row(tokens + t - j, j, tokens[t], V, M) * D, *xt = x + t * D;
+                if (backward) add(g, xt, D);
+                else if (f16)
+                    for (int64_t i = 0; i < D; i++) xt[i] += half_to_float(float_to_half(g[i]));
+                else add(xt, g, D);
+            }
+        }
+}
+
 /* ---- forward and backward ------------------------------------------------------------------- */
 
 /* Block il (instance i) on acts[i].x_in → out [N, D]. */
@@ -260,6 +290,7 @@ int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t
     /* ---- forward ---- */
     for (int64_t t = 0; t < N; t++)
         memcpy(tr->acts[0].x_in + t * D, E + (int64_t)tokens[t] * D, sizeof(float) * (size_t)D);
+    if (tr->tok_ngram >= 0) ngram_rows_apply(tr, tr->acts[0].x_in, tokens, B, T, 0);
     const loop_hparams *lp = &hp->loop;
     const int32_t n = tr->n_loops;
     if (!lp->enabled) {
@@ -319,5 +350,6 @@ int32_t train_model_step(braid_trainer *tr, const int32_t *tokens, const int32_t
         for (int32_t l = lp->loop0 - 1; l >= 0; l--) block_bwd(tr, l, l, B, T);
     }
     for (int64_t t = 0; t < N; t++) add(dE + (int64_t)tokens[t] * D, gr->dx + t * D, D);
+    if (tr->tok_ngram >= 0) ngram_rows_apply(tr, gr->dx, tokens, B, T, 1);
     return BRAID_OK;
 }

@@ -82,9 +82,10 @@ int32_t train_params_load(braid_trainer *tr, const braid_model *m) {
         else
             return braid_fail(BRAID_ERR_UNSUPPORTED, "trainer: tensor %s has type %s, which the trainer cannot train",
                               p->name, gguf_type_name(t->type));
-        /* no decay on vectors (norms, gates, biases, A_log, dt_bias), the embedding and Parcae's B, C
+        /* no decay on vectors (norms, gates, biases, A_log, dt_bias), the embeddings and Parcae's B, C
          * (ARCHITECTURES.md §2.5 init, §4.1 train) */
-        p->decay = t->n_dims >= 2 && strcmp(p->name, "token_embd.weight") != 0 && strncmp(p->name, "parcae.", 7) != 0;
+        p->decay = t->n_dims >= 2 && strcmp(p->name, "token_embd.weight") != 0 &&
+                   strcmp(p->name, "token_ngram.weight") != 0 && strncmp(p->name, "parcae.", 7) != 0;
         p->offset = off;
         off += p->rows * p->cols;
     }

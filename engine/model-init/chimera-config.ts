@@ -56,6 +56,18 @@ export interface MoeConfig {
 }
 
 /**
+ * Hashed n-gram input embedding, `chimera.ngram.order` and the tensor `token_ngram.weight`
+ * [rows, D] (c/src/ngram.h): each token's input adds the table row its bigram (and, at order 3,
+ * its trigram) hashes to.
+ */
+export interface NgramConfig {
+  /** 2: bigrams; 3: bigrams and trigrams (one shared table). */
+  order: 2 | 3;
+  /** Rows M of the table. */
+  rows: number;
+}
+
+/**
  * Parcae looping (§2.11), `chimera.loop.*`: inclusive layer ranges that tile 0..L−1 in order
  * (prelude, loop, coda, each non-empty), loop counts 1..max (seed `loop_range`).
  */
@@ -108,6 +120,8 @@ export interface ChimeraConfig {
   spanGate?: boolean;
   /** Parcae looping (§2.11); absent = every layer runs once. */
   looping?: LoopingConfig;
+  /** Hashed n-gram input embedding; absent = the token embedding alone. */
+  ngram?: NgramConfig;
 }
 
 function positiveInt(errors: string[], name: string, v: number): void {
@@ -207,6 +221,11 @@ export function validateChimeraConfig(c: ChimeraConfig): void {
     if (lp.backwardTruncation !== 'half' && lp.backwardTruncation !== 'full')
       errors.push(`looping.backwardTruncation must be "half" or "full", got ${String(lp.backwardTruncation)}`);
   }
+  const ng = c.ngram;
+  if (ng) {
+    if (ng.order !== 2 && ng.order !== 3) errors.push(`ngram.order must be 2 or 3, got ${String(ng.order)}`);
+    positiveInt(errors, 'ngram.rows', ng.rows);
+  }
   if (!(c.rmsNormEps > 0 && c.rmsNormEps < 1)) errors.push(`rmsNormEps must be in (0, 1), got ${c.rmsNormEps}`);
   if (errors.length) throw new Error(`invalid Chimera config "${c.name}":\n  ${errors.join('\n  ')}`);
 }
@@ -264,6 +283,7 @@ export function chimeraMetadata(c: ChimeraConfig): [string, GgufValue][] {
     );
   }
   if (c.spanGate !== undefined) meta.push(['chimera.span_engine.risk_gate', gv.u32(c.spanGate ? 1 : 0)]);
+  if (c.ngram) meta.push(['chimera.ngram.order', gv.u32(c.ngram.order)]);
   const lp = c.looping;
   if (lp) {
     meta.push(

@@ -98,6 +98,11 @@ export function chimeraTensorPlan(
     t('token_embd.weight', FM, [c.vocabSize, D], normal),
     t('output_norm.weight', F32, [D], ones),
   ];
+  if (c.ngram) {
+    // Initialised like the token embedding it is added to. Always F16: the table is most of a small
+    // model's file, and its rows are only added to the input (the trainer reads them rounded too).
+    plan.push(t('token_ngram.weight', GgmlType.F16, [c.ngram.rows, D], normal));
+  }
   if (c.spanGate) {
     // §2.13: h ⊙ σ(W_rg [h ; σ(w_risk·h)]); N(0, initializer_range) like every reference Linear.
     plan.push(t('output_risk.weight', F32, [D], normal), t('output_gate.weight', FM, [D, D + 1], normal));

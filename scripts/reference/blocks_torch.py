@@ -85,3 +85,46 @@ def span_gate(model, h):
     p = model.p
     risk = torch.sigmoid((h * p["output_risk.weight"]).sum(-1, keepdim=True))
     return h * torch.sigmoid(F.linear(torch.cat([h, risk], dim=-1), p["output_gate.weight"]))
+
+
+# ---- hashed n-gram input embedding (docs/architecture.md "N-gram embedding") ------------------------
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(z):
+    """splitmix64's finaliser on a Python int (exact 64-bit wrap-around)."""
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def ngram_row(hist, cur, V, rows):
+    """Row of the n-gram hist (oldest first, 1 or 2 previous tokens) + cur: key = (k+1, hist…, cur)
+    in base V, wrapped to 64 bits, mixed, mod rows."""
+    key = len(hist) + 1
+    for h in hist:
+        key = (key * V + h) & _M64
+    key = (key * V + cur) & _M64
+    return _mix64(key) % rows
+
+
+def ngram_embed(model, tokens):
+    """Σ_{k=2..order} G[row of the k-gram ending at t] for tokens [B, T]; a position with fewer than
+    k−1 tokens before it in its row skips the k-gram (each sequence starts with no history)."""
+    G = model.p["token_ngram.weight"]
+    B, T = tokens.shape
+    V, rows = model.V, G.shape[0]
+    tk = tokens.tolist()
+    idx, pos = [], []
+    for b in range(B):
+        for t in range(T):
+            for j in range(1, model.ngram_order):
+                if t >= j:
+                    idx.append(ngram_row(tk[b][t - j:t], tk[b][t], V, rows))
+                    pos.append(b * T + t)
+    out = torch.zeros(B * T, G.shape[1], dtype=G.dtype)
+    if idx:
+        out = out.index_add(0, torch.tensor(pos), G[torch.tensor(idx)])
+    return out.reshape(B, T, -1)

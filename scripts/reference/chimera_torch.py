@@ -3,7 +3,7 @@ files of the C inference and the FP32 trainer, and the trainer's speed peer.
 
 Model (ARCHITECTURES.md §2.0-2.13; conventions from docs/architecture.md, docs/training.md):
 
-  x = E[tokens]                                         token_embd [V, D]
+  x = E[tokens]  (+ hashed n-gram rows, blocks_torch)    token_embd [V, D], token_ngram [M, D]
   per layer:  x += Mixer(RMSNorm(x; attn_norm))         GD below; XM, TM, SK in mixers_torch.py
               x += FFN(RMSNorm(x; ffn_norm))            SwiGLU below; MoE in blocks_torch.py
   looping models: prelude layers, Parcae loop (blocks_torch.parcae), coda layers
@@ -173,6 +173,9 @@ class Chimera(torch.nn.Module):
             self.moe_E, self.moe_K = md["chimera.moe.expert_count"], md["chimera.moe.expert_used_count"]
             self.moe_scale = float(np.float32(md.get("chimera.moe.routed_scaling_factor", 1.0)))
         self.span_gate = bool(md.get("chimera.span_engine.risk_gate", 0))
+        self.ngram_order = md.get("chimera.ngram.order", 0)
+        if self.ngram_order not in (0, 2, 3):
+            fail(f"chimera.ngram.order {self.ngram_order} is not 2 or 3")
         self.looping = "chimera.loop.loop" in md
         if self.looping:
             self.prelude_end = md["chimera.loop.prelude"][1] + 1       # layers [0, prelude_end) ...
@@ -190,6 +193,7 @@ class Chimera(torch.nn.Module):
         # The tensors this forward reads must be exactly the file's tensors.
         want = ["token_embd.weight", "output_norm.weight"]
         want += list(SPAN_TENSORS) if self.span_gate else []
+        want += ["token_ngram.weight"] if self.ngram_order else []
         want += list(PARCAE_TENSORS) if self.looping else []
         for i, t in enumerate(self.types):
             b = f"blk.{i}."
@@ -322,6 +326,8 @@ class Chimera(torch.nn.Module):
         """tokens int64 [B, T] -> logits [B, T, V]. Every sequence starts from a fresh state."""
         p = self.p
         x = F.embedding(tokens, p["token_embd.weight"])
+        if self.ngram_order:
+            x = x + blocks.ngram_embed(self, tokens)
         if not self.looping:
             for i in range(self.L):
                 x = self.block(x, i)

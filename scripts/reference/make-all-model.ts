@@ -7,7 +7,8 @@
  *   all   test/golden/chimera-all/model.gguf: layers GD | XM, TM | SK (prelude | loop | coda),
  *         so every layer kind, Parcae looping (max 3, default 2, truncation "half"), a MoE FFN with
  *         4 experts (top-2, routed scale 1.5) and a shared expert on layer 3, the span-engine risk
- *         gate; initializer σ 0.1 (logits golden, plain-FP32 gradient golden)
+ *         gate, the hashed n-gram embedding (order 3, 97 rows); initializer σ 0.1 (logits golden,
+ *         plain-FP32 gradient golden)
  *   qat   test/golden/chimera-all-qat/model.gguf: the same at the default σ 0.02 (QAT gradient golden)
  *   notm  the σ 0.1 model with layer 2 a GD instead of the TM (not committed; a spare for checks)
  *
@@ -65,9 +66,10 @@ const config: ChimeraConfig = {
   moe: { layers: [3], expertCount: 4, expertUsedCount: 2, sharedExpertCount: 1, feedForwardLength: 128, routedScalingFactor: 1.5 },
   spanGate: true,
   looping: { prelude: [0, 0], loop: [1, 2], coda: [3, 3], max: 3, default: 2, backwardTruncation: 'half' },
+  ngram: { order: 3, rows: 97 },
 };
 
 const tokenizer = smallTokenizer(readTokenizerSpec(join(root, 'models/tokenizer/braid-bpe-4k.json')), VOCAB);
 mkdirSync(dirname(out), { recursive: true });
 await writeRandomChimera(out, config, SEED, { tokenizer, initializerRange: INIT_RANGE });
-console.log(`make-all-model: wrote ${out} (${config.layerTypes.join(' ')}, looping, MoE on layer 3, risk gate, vocab ${VOCAB}, σ ${INIT_RANGE}, seed ${SEED})`);
+console.log(`make-all-model: wrote ${out} (${config.layerTypes.join(' ')}, looping, MoE on layer 3, risk gate, n-gram order 3, vocab ${VOCAB}, σ ${INIT_RANGE}, seed ${SEED})`);
