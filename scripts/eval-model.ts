@@ -1,6 +1,6 @@
 /**
  * Evaluates a Chimera GGUF on the built-in held-out sets (engine/eval/run.ts):
- * held-out Brown bits per byte against unigram / bigram baselines, WordNet
+ * held-out Brown bits per byte against unigram / bigram / trigram baselines, WordNet
  * definitions and arithmetic for held-out and trained items.
  *
  *   node --import tsx scripts/eval-model.ts [--model models/chimera-tiny.gguf] [--json out.json]

@@ -40,7 +40,7 @@ describe('model evaluation on the default model', () => {
     expect(r.text.model.bpb).toBeCloseTo(r.text.model.nats / (Math.LN2 * r.text.bytes), 12);
     // The trained default model is far from uniform over its logits (a random init sits at ln V).
     expect(r.text.model.natsPerToken).toBeLessThan(Math.log(r.model.nVocab) - 2);
-    expect(r.text.baselines.map((b) => b.name)).toEqual(['unigram (add-k)', 'bigram (add-k)', 'bigram (Kneser-Ney)']);
+    expect(r.text.baselines.map((b) => b.name)).toEqual(['unigram (add-k)', 'bigram (add-k)', 'bigram (Kneser-Ney)', 'trigram (Kneser-Ney)']);
     const [uni, , kn] = r.text.baselines;
     expect(kn!.bpb).toBeLessThan(uni!.bpb);
     expect(r.text.model.bpb).toBeLessThan(uni!.bpb);

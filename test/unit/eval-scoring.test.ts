@@ -10,6 +10,8 @@ import {
   fitBaselines,
   NgramCounts,
   ngramNats,
+  TrigramCounts,
+  trigramKneserNey,
   SMOOTHING_GRID,
   unigramAddK,
   type NgramModel,
@@ -154,7 +156,7 @@ describe('n-gram baselines on a toy corpus', () => {
   const counts = new NgramCounts(vocab);
   counts.add([1, 2, 1]);
   counts.add(Int32Array.from([2, 1]));
-  const sumOver = (m: NgramModel, prev: number) => [0, 1, 2, 3, 4].reduce((a, w) => a + Math.exp(m.logProb(prev, w)), 0);
+  const sumOver = (m: NgramModel, prev: number, prev2 = 0) => [0, 1, 2, 3, 4].reduce((a, w) => a + Math.exp(m.logProb(prev, w, prev2)), 0);
 
   it('counts targets, histories and types with start and EOS', () => {
     expect(counts.targets).toBe(7);
@@ -168,18 +170,47 @@ describe('n-gram baselines on a toy corpus', () => {
   });
 
   it('add-k and Kneser–Ney give the hand-computed probabilities', () => {
-    expect(Math.exp(unigramAddK(counts, 1).logProb(0, 3))).toBeCloseTo(1 / 12, 12);
-    expect(Math.exp(bigramAddK(counts, 0.5).logProb(2, 1))).toBeCloseTo(2.5 / 4.5, 12);
+    expect(Math.exp(unigramAddK(counts, 1).logProb(0, 3, 0))).toBeCloseTo(1 / 12, 12);
+    expect(Math.exp(bigramAddK(counts, 0.5).logProb(2, 1, 0))).toBeCloseTo(2.5 / 4.5, 12);
     const kn = bigramKneserNey(counts, 0.5);
     // Pc(1) = (2 − 0.5 + 0.5·3/5)/5 = 0.36; P(1|2) = (2 − 0.5 + 0.5·1·0.36)/2 = 0.84
-    expect(Math.exp(kn.logProb(2, 1))).toBeCloseTo(0.84, 12);
+    expect(Math.exp(kn.logProb(2, 1, 0))).toBeCloseTo(0.84, 12);
     // An unseen history falls back to the continuation unigram: Pc(3) = (0.5·3/5)/5
-    expect(Math.exp(kn.logProb(4, 3))).toBeCloseTo(0.06, 12);
+    expect(Math.exp(kn.logProb(4, 3, 0))).toBeCloseTo(0.06, 12);
+  });
+
+  const trigrams = new TrigramCounts(vocab);
+  trigrams.add([1, 2, 1]);
+  trigrams.add(Int32Array.from([2, 1]));
+
+  it('counts trigrams with two start tokens and the continuation counts below them', () => {
+    // targets with their two-token histories: (0 0)1 (0 1)2 (1 2)1 (2 1)0 | (0 0)2 (0 2)1 (2 1)0
+    expect(trigrams.trigram.get((2 * 5 + 1) * 5 + 0)).toBe(2);
+    expect(trigrams.context.get(0 * 5 + 0)).toBe(2);
+    expect(trigrams.contextTypes.get(0 * 5 + 0)).toBe(2);
+    // N1+(·vw): (2 1) after 1 and after 0; (0 1), (0 2), (1 2), (1 0) after one token each
+    expect(trigrams.middle.get(2 * 5 + 1)).toBe(2);
+    expect(trigrams.middle.get(1 * 5 + 0)).toBe(1);
+    expect(trigrams.middleTypes).toBe(5);
+    expect(Array.from(trigrams.middleHistory)).toEqual([2, 2, 2, 0, 0]);
+    expect(Array.from(trigrams.middleFollowers)).toEqual([2, 2, 1, 0, 0]);
+    expect(Array.from(trigrams.lowPredecessors)).toEqual([1, 2, 2, 0, 0]);
+  });
+
+  it('Kneser–Ney trigram gives the hand-computed probability and backs off through its levels', () => {
+    const kn3 = trigramKneserNey(trigrams, 0.5);
+    // P1(1) = (2 − 0.5 + 0.5·3/5)/5 = 0.36; P2(1|2) = (2 − 0.5 + 0.5·1·P1)/2 = 0.84;
+    // P3(1|0 2) = (1 − 0.5 + 0.5·1·P2)/1 = 0.92
+    const p1 = 0.36;
+    expect(Math.exp(kn3.logProb(2, 1, 0))).toBeCloseTo(0.92, 12);
+    // unseen history (4 3): P2(·|3) has no counts either, so P1 alone
+    expect(Math.exp(kn3.logProb(3, 1, 4))).toBeCloseTo(p1, 12);
   });
 
   it('every model is a distribution over the vocabulary for every history', () => {
-    for (const m of [unigramAddK(counts, 0.1), bigramAddK(counts, 0.01), bigramKneserNey(counts, 0.75)]) {
-      for (let prev = 0; prev < 5; prev++) expect(sumOver(m, prev), `${m.name} after ${prev}`).toBeCloseTo(1, 12);
+    for (const m of [unigramAddK(counts, 0.1), bigramAddK(counts, 0.01), bigramKneserNey(counts, 0.75), trigramKneserNey(trigrams, 0.75)]) {
+      for (let prev = 0; prev < 5; prev++)
+        for (let prev2 = 0; prev2 < 5; prev2++) expect(sumOver(m, prev, prev2), `${m.name} after ${prev2} ${prev}`).toBeCloseTo(1, 12);
     }
   });
 
@@ -187,22 +218,22 @@ describe('n-gram baselines on a toy corpus', () => {
     const m = bigramAddK(counts, 1);
     const r = ngramNats(m, [[1, 2]], 0);
     expect(r.targets).toBe(2);
-    expect(r.nats).toBeCloseTo(-(m.logProb(0, 1) + m.logProb(1, 2)), 12);
+    expect(r.nats).toBeCloseTo(-(m.logProb(0, 1, 0) + m.logProb(1, 2, 0)), 12);
   });
 
   it('tunes on the dev slice, then counts it too', () => {
     const train = Array.from({ length: 20 }, (_, i) => [1, 2, 1, 2, 3 + (i % 2)]);
     const dev = [[1, 2, 1, 2, 4]];
     const fitted = fitBaselines(train, dev, vocab);
-    expect(fitted.map((f) => f.model.name)).toEqual(['unigram (add-k)', 'bigram (add-k)', 'bigram (Kneser-Ney)']);
-    const grids = [SMOOTHING_GRID.unigramK, SMOOTHING_GRID.bigramK, SMOOTHING_GRID.kneserNeyD];
+    expect(fitted.map((f) => f.model.name)).toEqual(['unigram (add-k)', 'bigram (add-k)', 'bigram (Kneser-Ney)', 'trigram (Kneser-Ney)']);
+    const grids = [SMOOTHING_GRID.unigramK, SMOOTHING_GRID.bigramK, SMOOTHING_GRID.kneserNeyD, SMOOTHING_GRID.kneserNeyD];
     fitted.forEach((f, i) => {
       expect(f.tuning.map((t) => t.value)).toEqual([...grids[i]!]);
       const best = f.tuning.reduce((a, b) => (b.natsPerToken < a.natsPerToken ? b : a));
-      expect(f.model.params).toBe(`${i === 2 ? 'd' : 'k'}=${best.value}`);
+      expect(f.model.params).toBe(`${i >= 2 ? 'd' : 'k'}=${best.value}`);
     });
     // Refitted on train + dev: 4 was seen 10 + 1 times, 3 ten times.
     const uni = fitted[0]!.model;
-    expect(uni.logProb(0, 4)).toBeGreaterThan(uni.logProb(0, 3));
+    expect(uni.logProb(0, 4, 0)).toBeGreaterThan(uni.logProb(0, 3, 0));
   });
 });
