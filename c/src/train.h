@@ -142,7 +142,6 @@ struct braid_trainer {
     int32_t tok_embd, out_norm;
     int32_t tok_ngram;  /* hashed n-gram table (hp.ngram_order > 0), else -1 */
     int64_t ngram_rows;
-    uint8_t *ngram_touched; /* [ngram_rows] 1 = the accumulated gradient has this row (lazy AdamW, train_adamw.c) */
     tblock *blocks;        /* [n_layer] */
     int32_t n_loops;       /* Parcae loop count of the next passes (1..loop.max) */
     int32_t n_inst;        /* block instances with activations: prelude + loop layers × loop.max + coda */

@@ -4,13 +4,6 @@
  * The arenas are walked in fixed blocks of ADAM_BLOCK floats: the gradient
  * norm is a sum of per-block partial sums added in block order, so the result
  * does not depend on how many threads ran the blocks.
- *
- * The hashed n-gram table (ngram.h) is updated lazily, as sparse embeddings
- * usually are: only the rows this step's backward touched take an AdamW step;
- * the others keep their weights and moments (a dense step would move them by
- * their decaying momentum and cost a pass over the whole table, ~7% of a
- * 1×1024 step at 32k rows). Untouched rows have a zero gradient, so the norm
- * skips them without changing the sum.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -30,38 +23,17 @@ typedef struct {
     float lr, bc1, bc2;
 } adam_job;
 
-/* The next range [start, *end) at or after i and before i1 that holds gradient: everything outside
- * the n-gram table, and inside it the touched rows (a row at a time). Returns i1 when none is left. */
-static int64_t live_from(const braid_trainer *tr, int64_t i, int64_t i1, int64_t *end) {
-    *end = i1;
-    if (i >= i1 || tr->tok_ngram < 0) return i;
-    const tparam *p = &tr->params[tr->tok_ngram];
-    const int64_t t0 = p->offset, t1 = t0 + p->rows * p->cols, c = p->cols;
-    if (i < t0) {
-        *end = BRAID_MIN(i1, t0);
-        return i;
-    }
-    if (i >= t1) return i;
-    int64_t r = (i - t0) / c;
-    while (r < p->rows && t0 + r * c < i1 && !tr->ngram_touched[r]) r++;
-    if (r == p->rows) return t1 < i1 ? t1 : i1; /* the rest of the range lies past the table */
-    if (t0 + r * c >= i1) return i1;
-    *end = BRAID_MIN(i1, t0 + (r + 1) * c);
-    return BRAID_MAX(i, t0 + r * c);
-}
-
 static void norm_task(void *arg, int64_t b0, int64_t b1, int32_t thread) {
     adam_job *j = arg;
     const braid_trainer *tr = j->tr;
-    for (int64_t blk = b0; blk < b1; blk++) {
-        int64_t i0 = blk * ADAM_BLOCK, i1 = BRAID_MIN(tr->n_floats, i0 + ADAM_BLOCK);
+    for (int64_t b = b0; b < b1; b++) {
+        int64_t i0 = b * ADAM_BLOCK, i1 = BRAID_MIN(tr->n_floats, i0 + ADAM_BLOCK);
         double s = 0.0;
-        for (int64_t a = i0, e; (a = live_from(tr, a, i1, &e)) < i1; a = e)
-            for (int64_t i = a; i < e; i++) {
-                double g = (double)tr->g[i] * j->scale;
-                s += g * g;
-            }
-        j->partial[blk] = s;
+        for (int64_t i = i0; i < i1; i++) {
+            double g = (double)tr->g[i] * j->scale;
+            s += g * g;
+        }
+        j->partial[b] = s;
     }
 }
 
@@ -83,11 +55,7 @@ static void update_task(void *arg, int64_t b0, int64_t b1, int32_t thread) {
             continue;
         }
         c.wd = tp->decay ? tr->weight_decay : 0.0f;
-        if (p == tr->tok_ngram)
-            for (int64_t a = i0, e; (a = live_from(tr, a, i1, &e)) < i1; a = e)
-                kt->adamw(tr->w + a, tr->m + a, tr->v + a, tr->g + a, &c, e - a);
-        else
-            kt->adamw(tr->w + i0, tr->m + i0, tr->v + i0, tr->g + i0, &c, i1 - i0);
+        kt->adamw(tr->w + i0, tr->m + i0, tr->v + i0, tr->g + i0, &c, i1 - i0);
     }
 }
 

@@ -36,7 +36,6 @@ int32_t braid_trainer_new(const char *path, braid_trainer **out) {
     tr->weight_decay = 0.1f;
     tr->clip = 1.0f;
     tr->quant = 1;
-    tr->tok_ngram = -1;
     st = train_params_load(tr, m);
     if (!st) st = train_model_bind(tr, m);
     uint64_t fp = m->fingerprint;
@@ -63,7 +62,6 @@ void braid_trainer_free(braid_trainer *tr) {
     free(tr->kind_mem);
     aligned_free(tr->w);
     aligned_free(tr->g);
-    free(tr->ngram_touched);
     aligned_free(tr->m);
     aligned_free(tr->v);
     free(tr);
@@ -177,18 +175,7 @@ int32_t braid_trainer_update(braid_trainer *tr, float lr, float grad_scale, floa
 
 int32_t braid_trainer_zero_grad(braid_trainer *tr) {
     if (!tr) return braid_fail(BRAID_ERR_INVALID_ARG, "NULL trainer");
-    if (tr->tok_ngram < 0) {
-        memset(tr->g, 0, sizeof(float) * (size_t)tr->n_floats);
-        return BRAID_OK;
-    }
-    /* the n-gram table's gradient is nonzero only in the rows a backward touched */
-    const tparam *p = &tr->params[tr->tok_ngram];
-    const int64_t end = p->offset + p->rows * p->cols;
-    memset(tr->g, 0, sizeof(float) * (size_t)p->offset);
-    memset(tr->g + end, 0, sizeof(float) * (size_t)(tr->n_floats - end));
-    for (int64_t r = 0; r < p->rows; r++)
-        if (tr->ngram_touched[r]) memset(tr->g + p->offset + r * p->cols, 0, sizeof(float) * (size_t)p->cols);
-    memset(tr->ngram_touched, 0, (size_t)p->rows);
+    memset(tr->g, 0, sizeof(float) * (size_t)tr->n_floats);
     return BRAID_OK;
 }
 

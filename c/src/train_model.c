@@ -118,8 +118,6 @@ int32_t train_model_bind(braid_trainer *tr, const braid_model *m) {
         tr->tok_ngram = train_param_find(tr, "token_ngram.weight");
         if (tr->tok_ngram < 0) return braid_fail(BRAID_ERR_FORMAT, "trainer: token_ngram.weight is missing");
         tr->ngram_rows = tr->params[tr->tok_ngram].rows;
-        tr->ngram_touched = calloc((size_t)tr->ngram_rows, 1);
-        if (!tr->ngram_touched) return braid_fail(BRAID_ERR_NOMEM, "trainer: out of memory for the n-gram row flags");
     }
     if (hp->loop.enabled) {
         int32_t st = train_parcae_bind(tr);
@@ -229,12 +227,8 @@ static void ngram_rows_apply(braid_trainer *tr, float *x, const int32_t *tokens,
         for (int64_t p = 0; p < T; p++) {
             const int64_t t = b * T + p;
             for (int32_t j = 1; j <= k && j <= p; j++) {
-                const int64_t row = ngram_row(tokens + t - j, j, tokens[t], V, M);
-                float *g = G + row * D, *xt = x + t * D;
-                if (backward) {
-                    add(g, xt, D);
-                    tr->ngram_touched[row] = 1;
-                }
+                float *g = G + ngram_row(tokens + t - j, j, tokens[t], V, M) * D, *xt = x + t * D;
+                if (backward) add(g, xt, D);
                 else if (f16)
                     for (int64_t i = 0; i < D; i++) xt[i] += half_to_float(float_to_half(g[i]));
                 else add(xt, g, D);

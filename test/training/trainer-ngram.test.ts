@@ -6,7 +6,6 @@
  *    differences, for order 2 (bigrams) and order 3 (bigrams and trigrams);
  *  - the trainer's quantization-aware loss equals the C inference engine's for the exported model,
  *    so both read the same rows; and the table matters: zeroing it moves the served loss;
- *  - AdamW steps only the rows a batch touched (train_adamw.c), and zeroGrad clears them;
  *  - the served history carries across eval calls and through a saved state: a row evaluated in
  *    two calls, or restored into a fresh context between them, gives the logits of one call.
  */
@@ -89,45 +88,6 @@ describe.each([2, 3] as const)('n-gram embedding of order %d', (order) => {
       await exportForTest(tr, modelPath(order), out);
       const withoutTable = await inferenceLoss(out, b.tokens, b.targets, b.B, b.T);
       expect(Math.abs(withoutTable - served) / served).toBeGreaterThan(1e-3);
-    } finally {
-      tr.dispose();
-    }
-  });
-
-  it('updates only the table rows the step touched (lazy AdamW), and zeroGrad clears them', async () => {
-    const tr = NativeTrainer.open(modelPath(order));
-    try {
-      const p = tr.params.find((q) => q.name === 'token_ngram.weight')!;
-      const rowsOf = (a: Float32Array): Set<number> => {
-        const out = new Set<number>();
-        for (let r = 0; r < p.rows; r++) if (a.subarray(r * p.cols, (r + 1) * p.cols).some((x) => x !== 0)) out.add(r);
-        return out;
-      };
-      const changed = (before: Float32Array, after: Float32Array): Set<number> => {
-        const out = new Set<number>();
-        for (let r = 0; r < p.rows; r++)
-          for (let c = 0; c < p.cols; c++) if (before[r * p.cols + c] !== after[r * p.cols + c]) out.add(r);
-        return out;
-      };
-      const step = async (seed: number): Promise<{ touched: Set<number>; moved: Set<number> }> => {
-        const { tokens, targets } = batch(1, 4, seed); // 3 bigrams (+2 trigrams): a few of the 61 rows
-        const before = tr.readParam(p.index);
-        tr.zeroGrad();
-        const r = await tr.forwardBackward(tokens, targets, 1, 4);
-        const touched = rowsOf(tr.readGrad(p.index));
-        await tr.update(1e-2, 1 / r.count);
-        return { touched, moved: changed(before, tr.readParam(p.index)) };
-      };
-      const first = await step(31);
-      expect(first.touched.size).toBeGreaterThan(0);
-      expect(first.moved).toEqual(first.touched);
-      // the second batch's rows move; the first batch's other rows keep their weights although
-      // their moments are nonzero (a dense AdamW step would move them along the momentum)
-      const second = await step(32);
-      expect(second.moved).toEqual(second.touched);
-      expect([...first.touched].some((r) => !second.touched.has(r))).toBe(true);
-      tr.zeroGrad();
-      expect(rowsOf(tr.readGrad(p.index)).size).toBe(0);
     } finally {
       tr.dispose();
     }
