@@ -42,6 +42,8 @@ function arithmeticLines(label: string, s: ArithmeticSummary, rs: readonly Arith
 export function formatReport(r: EvalReport, examples = 3): string {
   const m = r.model;
   const t = r.text;
+  // per-token perplexity over the same tokens: e^(nats/token) = 2^(bpb · bytes/token)
+  const perplexity = (bpb: number): number => 2 ** ((bpb * t.bytes) / t.tokens);
   const best = Math.min(...t.baselines.map((b) => b.bpb));
   const lines = [
     `model       ${m.id}  (${m.path})`,
@@ -49,9 +51,10 @@ export function formatReport(r: EvalReport, examples = 3): string {
       (m.trainerHeldOutBpb === null ? '' : `; trainer's held-out bpb ${m.trainerHeldOutBpb.toFixed(4)}`),
     '',
     `held-out text: ${t.files.length} Brown files never trained on, ${t.tokens} tokens, ${t.bytes} UTF-8 bytes`,
-    `  model                 ${t.model.bpb.toFixed(4)} bpb  (${t.model.natsPerToken.toFixed(4)} nats/token; windows of ${r.settings.window}, state ${t.state})`,
+    `  model                 ${t.model.bpb.toFixed(4)} bpb  perplexity ${perplexity(t.model.bpb).toFixed(1)}  (${t.model.natsPerToken.toFixed(4)} nats/token; windows of ${r.settings.window}, state ${t.state})`,
   ];
-  for (const b of t.baselines) lines.push(`  ${b.name.padEnd(21)} ${b.bpb.toFixed(4)} bpb  (${b.params}, tuned on ${t.baselineTrain.devFiles} dev files)`);
+  for (const b of t.baselines)
+    lines.push(`  ${b.name.padEnd(21)} ${b.bpb.toFixed(4)} bpb  perplexity ${perplexity(b.bpb).toFixed(1)}  (${b.params}, tuned on ${t.baselineTrain.devFiles} dev files)`);
   lines.push(
     `  baselines counted on ${t.baselineTrain.files} Brown train files (${t.baselineTrain.tokens} tokens); model / best baseline = ${(t.model.bpb / best).toFixed(3)}`,
     '',
