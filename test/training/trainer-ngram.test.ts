@@ -7,9 +7,10 @@
  *  - the trainer's quantization-aware loss equals the C inference engine's for the exported model,
  *    so both read the same rows; and the table matters: zeroing it moves the served loss;
  *  - the served history carries across eval calls and through a saved state: a row evaluated in
- *    two calls, or restored into a fresh context between them, gives the logits of one call.
+ *    two calls, or restored into a fresh context between them, gives the logits of one call;
+ *  - the loader refuses an order other than 2 or 3, and an order without its table.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +53,32 @@ beforeAll(async () => {
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('n-gram metadata the loader refuses', () => {
+  /** A copy of the order-2 model with `from` replaced by `to` (same length) in the file's bytes. */
+  function patched(name: string, from: Buffer, to: Buffer): string {
+    const bytes = readFileSync(modelPath(2));
+    const at = bytes.indexOf(from);
+    expect(at).toBeGreaterThan(0);
+    to.copy(bytes, at);
+    const out = path.join(dir, name);
+    writeFileSync(out, bytes);
+    return out;
+  }
+
+  it('an order other than 2 or 3', async () => {
+    // the key, its u32 type tag (4) and the value 2 → 4
+    const key = Buffer.from('chimera.ngram.order');
+    const tail = (v: number) => Buffer.concat([key, Buffer.from([4, 0, 0, 0, v, 0, 0, 0])]);
+    const bad = patched('order4.gguf', tail(2), tail(4));
+    await expect(NativeModel.load(bad)).rejects.toThrow(/chimera\.ngram\.order/);
+  });
+
+  it('an order without its table', async () => {
+    const bad = patched('no-table.gguf', Buffer.from('token_ngram.weight'), Buffer.from('token_ngrXm.weight'));
+    await expect(NativeModel.load(bad)).rejects.toThrow(/missing tensor 'token_ngram\.weight'/);
+  });
+});
 
 describe.each([2, 3] as const)('n-gram embedding of order %d', (order) => {
   it('has the gradient of central finite differences (FP32 mode), for the table and the token embedding', async () => {
