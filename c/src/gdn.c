@@ -48,7 +48,7 @@ static inline float dot(const float *a, const float *b, int64_t n) {
 /* (R) — the delta-rule step itself is a kernel (SIMD variants, _ref reference). */
 void gdn_step(float *o, float *S, const float *q, const float *k, const float *v, float beta, float g, int64_t d_k,
               int64_t d_v) {
-    kernels()->delta_step(o, S, q, k, v, beta, expf(g), d_k, d_v);
+    kernels()->delta_step(o, S, S, q, k, v, beta, expf(g), d_k, d_v);
 }
 
 /* (W) */

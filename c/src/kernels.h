@@ -103,11 +103,12 @@ typedef struct kernel_table {
     void (*conv1d_causal)(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t ld,
                           int64_t k);
     /* One gated delta-rule step for one head (ARCHITECTURES.md §2.5, recurrent form),
-     * S [d_v, d_k] row-major, updated in place:
-     *   S = alpha S + beta (v - alpha S k) k^T;  o = S q
-     * o must not alias S. */
-    void (*delta_step)(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
-                       int64_t d_k, int64_t d_v);
+     * P the state before the step and S the state after it, [d_v, d_k] row-major:
+     *   S = alpha P + beta (v - alpha P k) k^T;  o = S q
+     * P == S steps in place; otherwise P is left as it was (the trainer's recompute keeps every
+     * state of an interval without copying). o must not alias S or P; S and P are equal or apart. */
+    void (*delta_step)(float *o, float *S, const float *P, const float *q, const float *k, const float *v, float beta,
+                       float alpha, int64_t d_k, int64_t d_v);
     /* y[c] += Σ_{i<n} w[i] V[i, c] for c < d, V [n, d] row-major: i ascending, every product
      * and every sum rounded on its own (no FMA), so every ISA gives _ref's bits (only the
      * columns are vectorized). The Titans readouts (attention over value rows, W2ᵀ e). */
@@ -146,7 +147,7 @@ void swiglu_ref(float *y, const float *g, const float *u, int64_t n);
 void softmax_ref(float *x, int64_t n);
 void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, int64_t n, int64_t ch, int64_t ld,
                        int64_t k);
-void delta_step_ref(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
+void delta_step_ref(float *o, float *S, const float *P, const float *q, const float *k, const float *v, float beta, float alpha,
                     int64_t d_k, int64_t d_v);
 void rows_axpy_ref(float *y, const float *w, const float *V, int64_t n, int64_t d);
 void outer_momentum_ref(float *S, float *M, const float *u, const float *v, int64_t m, int64_t n, float eta, float theta,

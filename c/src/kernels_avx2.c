@@ -328,26 +328,27 @@ static void softmax_avx2(float *x, int64_t n) {
 }
 
 /* One gated delta-rule step (kernels.h); rows of S in 16-float steps, d_k % 16 == 0, else _ref. */
-static void delta_step_avx2(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
-                            int64_t d_k, int64_t d_v) {
+static void delta_step_avx2(float *o, float *S, const float *P, const float *q, const float *k, const float *v,
+                            float beta, float alpha, int64_t d_k, int64_t d_v) {
     if (d_k % 16 != 0) {
-        delta_step_ref(o, S, q, k, v, beta, alpha, d_k, d_v);
+        delta_step_ref(o, S, P, q, k, v, beta, alpha, d_k, d_v);
         return;
     }
     const __m256 va = _mm256_set1_ps(alpha);
     for (int64_t i = 0; i < d_v; i++) {
         float *Si = S + i * d_k; /* row i of S: [d_k] */
+        const float *Pi = P + i * d_k;
         __m256 sk0 = _mm256_setzero_ps(), sk1 = _mm256_setzero_ps();
         for (int64_t j = 0; j < d_k; j += 16) {
-            sk0 = _mm256_fmadd_ps(_mm256_loadu_ps(Si + j), _mm256_loadu_ps(k + j), sk0);
-            sk1 = _mm256_fmadd_ps(_mm256_loadu_ps(Si + j + 8), _mm256_loadu_ps(k + j + 8), sk1);
+            sk0 = _mm256_fmadd_ps(_mm256_loadu_ps(Pi + j), _mm256_loadu_ps(k + j), sk0);
+            sk1 = _mm256_fmadd_ps(_mm256_loadu_ps(Pi + j + 8), _mm256_loadu_ps(k + j + 8), sk1);
         }
         __m256 delta = _mm256_set1_ps(beta * (v[i] - alpha * hsum(_mm256_add_ps(sk0, sk1))));
         __m256 sq0 = _mm256_setzero_ps(), sq1 = _mm256_setzero_ps();
         for (int64_t j = 0; j < d_k; j += 16) {
-            __m256 s0 = _mm256_fmadd_ps(va, _mm256_loadu_ps(Si + j), _mm256_mul_ps(delta, _mm256_loadu_ps(k + j)));
+            __m256 s0 = _mm256_fmadd_ps(va, _mm256_loadu_ps(Pi + j), _mm256_mul_ps(delta, _mm256_loadu_ps(k + j)));
             __m256 s1 =
-                _mm256_fmadd_ps(va, _mm256_loadu_ps(Si + j + 8), _mm256_mul_ps(delta, _mm256_loadu_ps(k + j + 8)));
+                _mm256_fmadd_ps(va, _mm256_loadu_ps(Pi + j + 8), _mm256_mul_ps(delta, _mm256_loadu_ps(k + j + 8)));
             _mm256_storeu_ps(Si + j, s0);
             _mm256_storeu_ps(Si + j + 8, s1);
             sq0 = _mm256_fmadd_ps(s0, _mm256_loadu_ps(q + j), sq0);

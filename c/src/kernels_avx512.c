@@ -415,21 +415,22 @@ static void softmax_avx512(float *x, int64_t n) {
 }
 
 /* One gated delta-rule step (kernels.h); rows of S in 16-lane chunks, d_k % 16 == 0, else _ref. */
-static void delta_step_avx512(float *o, float *S, const float *q, const float *k, const float *v, float beta,
-                              float alpha, int64_t d_k, int64_t d_v) {
+static void delta_step_avx512(float *o, float *S, const float *P, const float *q, const float *k, const float *v,
+                              float beta, float alpha, int64_t d_k, int64_t d_v) {
     if (d_k % 16 != 0) {
-        delta_step_ref(o, S, q, k, v, beta, alpha, d_k, d_v);
+        delta_step_ref(o, S, P, q, k, v, beta, alpha, d_k, d_v);
         return;
     }
     const __m512 va = _mm512_set1_ps(alpha);
     for (int64_t i = 0; i < d_v; i++) {
         float *Si = S + i * d_k; /* row i of S: [d_k] */
+        const float *Pi = P + i * d_k;
         __m512 sk = _mm512_setzero_ps();
-        for (int64_t j = 0; j < d_k; j += 16) sk = _mm512_fmadd_ps(_mm512_loadu_ps(Si + j), _mm512_loadu_ps(k + j), sk);
+        for (int64_t j = 0; j < d_k; j += 16) sk = _mm512_fmadd_ps(_mm512_loadu_ps(Pi + j), _mm512_loadu_ps(k + j), sk);
         __m512 delta = _mm512_set1_ps(beta * (v[i] - alpha * _mm512_reduce_add_ps(sk)));
         __m512 sq = _mm512_setzero_ps();
         for (int64_t j = 0; j < d_k; j += 16) {
-            __m512 s = _mm512_fmadd_ps(va, _mm512_loadu_ps(Si + j), _mm512_mul_ps(delta, _mm512_loadu_ps(k + j)));
+            __m512 s = _mm512_fmadd_ps(va, _mm512_loadu_ps(Pi + j), _mm512_mul_ps(delta, _mm512_loadu_ps(k + j)));
             _mm512_storeu_ps(Si + j, s);
             sq = _mm512_fmadd_ps(s, _mm512_loadu_ps(q + j), sq);
         }

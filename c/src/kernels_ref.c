@@ -153,16 +153,17 @@ void conv1d_causal_ref(float *y, float *tail, const float *x, const float *w, in
     }
 }
 
-void delta_step_ref(float *o, float *S, const float *q, const float *k, const float *v, float beta, float alpha,
-                    int64_t d_k, int64_t d_v) {
+void delta_step_ref(float *o, float *S, const float *P, const float *q, const float *k, const float *v, float beta,
+                    float alpha, int64_t d_k, int64_t d_v) {
     for (int64_t i = 0; i < d_v; i++) {
         float *Si = S + i * d_k; /* row i of S: [d_k] */
+        const float *Pi = P + i * d_k;
         float sk = 0.0f;
-        for (int64_t j = 0; j < d_k; j++) sk += Si[j] * k[j];
+        for (int64_t j = 0; j < d_k; j++) sk += Pi[j] * k[j];
         float delta = beta * (v[i] - alpha * sk);
         float sq = 0.0f;
         for (int64_t j = 0; j < d_k; j++) {
-            Si[j] = alpha * Si[j] + delta * k[j];
+            Si[j] = alpha * Pi[j] + delta * k[j];
             sq += Si[j] * q[j];
         }
         o[i] = sq;

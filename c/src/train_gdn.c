@@ -131,7 +131,7 @@ static void fwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
             /* (R) checkpoint S at each chunk start (t = c·C), then step */
             if (t % d.C == 0) memcpy(Sall + (t / d.C) * d.dv * d.dk, S, sizeof(float) * (size_t)(d.dv * d.dk));
             float *o = a->o + row * d.Hdv + h * d.dv;
-            kt->delta_step(o, S, q, k, v, beta, expf(gl), d.dk, d.dv);
+            kt->delta_step(o, S, S, q, k, v, beta, expf(gl), d.dk, d.dv);
             /* (O) u = RMSNorm(o) ⊙ w ⊙ SiLU(g̃) */
             float ss = 0.0f;
             for (int64_t i = 0; i < d.dv; i++) ss += o[i] * o[i];
@@ -223,9 +223,10 @@ static void bwd_task(void *arg, int64_t i0, int64_t i1, int32_t thread) {
             for (int64_t t = t0; t < t1; t++) {
                 const int64_t row = b * T + t;
                 float *next = Sbuf + (t - t0 + 1) * SZ;
-                memcpy(next, next - SZ, sizeof(float) * (size_t)SZ);
-                /* the forward's kernel call, so the states are its bits (o is not needed again) */
-                kt->delta_step(oscr, next, a->q + row * d.Hdk + h * d.dk, a->k + row * d.Hdk + h * d.dk,
+                /* the forward's kernel, so the states are its bits (o is not needed again); out of
+                 * place, so the interval's states need no copying (a copy per token-head was ~1.4%
+                 * of a step) */
+                kt->delta_step(oscr, next, next - SZ, a->q + row * d.Hdk + h * d.dk, a->k + row * d.Hdk + h * d.dk,
                                a->v + row * d.Hdv + h * d.dv, a->beta[row * d.H + h], expf(a->gl[row * d.H + h]),
                                d.dk, d.dv);
             }

@@ -59,8 +59,9 @@ void swiglu_bwd(float *dgate, float *dup, const float *dh, const float *gate, co
 
 /* For each of B sequences of T rows: z_t[c] = Σ_j w[c, j] x_{t−K+1+j}[c] (x_{<0} = 0), y = SiLU(z). */
 void conv_fwd(float *z, float *y, const float *x, const float *w, int64_t B, int64_t T, int64_t C, int64_t K);
-/* dx[B·T, C] = ∂/∂x (overwritten), dw[C, K] += ∂/∂w, given dy. */
-void conv_bwd(float *dx, float *dw, const float *dy, const float *z, const float *x, const float *w, int64_t B,
+/* dx[B·T, C] = ∂/∂x (overwritten), dw[C, K] += ∂/∂w, given dy, which is overwritten with the
+ * gradient before the SiLU. */
+void conv_bwd(float *dx, float *dw, float *dy, const float *z, const float *x, const float *w, int64_t B,
               int64_t T, int64_t C, int64_t K);
 
 /* ---- tied-head cross-entropy -------------------------------------------------------- */

@@ -560,11 +560,13 @@ static void test_rows_kernels(const kernel_table *K) {
 static void test_delta_step(const kernel_table *K) {
     static const int64_t DK[] = {16, 32, 64, 128, 24}, DV[] = {1, 17, 64};
     double e_o = 0, e_s = 0;
+    int out_of_place_ok = 1;
     for (int a = 0; a < COUNT(DK); a++)
         for (int b = 0; b < COUNT(DV); b++) {
             int64_t dk = DK[a], dv = DV[b];
             float *S = xalloc(dv * dk * 4), *Sr = xalloc(dv * dk * 4), *q = xalloc(dk * 4), *k = xalloc(dk * 4);
             float *v = xalloc(dv * 4), *o = xalloc(dv * 4), *orf = xalloc(dv * 4);
+            float *Sn = xalloc(dv * dk * 4), *Sk = xalloc(dv * dk * 4), *on = xalloc(dv * 4);
             fill_normal(S, dv * dk, 0.5f);
             memcpy(Sr, S, dv * dk * 4);
             for (int step = 0; step < 6; step++) {
@@ -574,16 +576,23 @@ static void test_delta_step(const kernel_table *K) {
                 kernels_ref.l2norm(q, q, dk, 1.0f / sqrtf((float)dk));
                 kernels_ref.l2norm(k, k, dk, 1.0f);
                 float beta = rng_uniform(0.0f, 1.0f), alpha = rng_uniform(0.5f, 1.0f);
-                K->delta_step(o, S, q, k, v, beta, alpha, dk, dv);
-                kernels_ref.delta_step(orf, Sr, q, k, v, beta, alpha, dk, dv);
+                /* out of place from S into Sn first: the in-place step below must give the same bits,
+                 * and S (the P of the out-of-place call) must come back untouched */
+                memcpy(Sk, S, dv * dk * 4);
+                K->delta_step(on, Sn, S, q, k, v, beta, alpha, dk, dv);
+                if (memcmp(S, Sk, dv * dk * 4) != 0) out_of_place_ok = 0;
+                K->delta_step(o, S, S, q, k, v, beta, alpha, dk, dv);
+                if (memcmp(Sn, S, dv * dk * 4) != 0 || memcmp(on, o, dv * 4) != 0) out_of_place_ok = 0;
+                kernels_ref.delta_step(orf, Sr, Sr, q, k, v, beta, alpha, dk, dv);
                 e_o = fmax(e_o, max_rel_err(o, orf, dv));
                 e_s = fmax(e_s, max_rel_err(S, Sr, dv * dk));
             }
             aligned_free(S), aligned_free(Sr), aligned_free(q), aligned_free(k), aligned_free(v), aligned_free(o),
-                aligned_free(orf);
+                aligned_free(orf), aligned_free(Sn), aligned_free(Sk), aligned_free(on);
         }
     report(K->name, "delta_step o", e_o, TOL_RED, 1);
     report(K->name, "delta_step S", e_s, TOL_RED, 1);
+    CHECK(out_of_place_ok, "%s delta_step out of place differs from in place (or wrote its P)", K->name);
 }
 
 /* delta_step_bwd against _ref: several backward steps walking one dS (d_k % 16 != 0 exercises the fallback),
@@ -610,7 +619,7 @@ static void test_delta_step_bwd(const kernel_table *K) {
                 kernels_ref.l2norm(k, k, dk, 1.0f);
                 float beta = rng_uniform(0.0f, 1.0f), alpha = rng_uniform(0.5f, 1.0f), da, db, dar, dbr;
                 memcpy(St, P, dv * dk * 4);
-                kernels_ref.delta_step(o, St, q, k, v, beta, alpha, dk, dv);
+                kernels_ref.delta_step(o, St, St, q, k, v, beta, alpha, dk, dv);
                 K->delta_step_bwd(dS, dq, dk_, dvv, &da, &db, P, St, q, k, v, dout, alpha, beta, dk, dv);
                 kernels_ref.delta_step_bwd(dSr, dqr, dkr, dvr, &dar, &dbr, P, St, q, k, v, dout, alpha, beta, dk, dv);
                 e_s = fmax(e_s, max_rel_err(dS, dSr, dv * dk));
@@ -627,14 +636,14 @@ static void test_delta_step_bwd(const kernel_table *K) {
                 double f[2];
                 for (int sgn = 0; sgn < 2; sgn++) {
                     memcpy(Sp, P, dv * dk * 4);
-                    kernels_ref.delta_step(o, Sp, q, k, v, beta + (sgn ? h : -h), alpha, dk, dv);
+                    kernels_ref.delta_step(o, Sp, Sp, q, k, v, beta + (sgn ? h : -h), alpha, dk, dv);
                     double acc = 0;
                     for (int64_t i = 0; i < dv * dk; i++) acc += (double)G[i] * Sp[i];
                     for (int64_t i = 0; i < dv; i++) acc += (double)dout[i] * o[i];
                     f[sgn] = acc;
                 }
                 memcpy(St, P, dv * dk * 4);
-                kernels_ref.delta_step(o, St, q, k, v, beta, alpha, dk, dv);
+                kernels_ref.delta_step(o, St, St, q, k, v, beta, alpha, dk, dv);
                 memcpy(dSr, G, dv * dk * 4);
                 kernels_ref.delta_step_bwd(dSr, dqr, dkr, dvr, &da, &db, P, St, q, k, v, dout, alpha, beta, dk, dv);
                 double fd = (f[1] - f[0]) / (2.0 * h);
