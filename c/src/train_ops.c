@@ -104,6 +104,9 @@ void lin_bwd(float *dX, int acc, float *dW, const float *dY, const float *X, con
 
 /* ---- RMSNorm ------------------------------------------------------------------------------ */
 
+/* The dynamic cost model lets -O2 vectorize the elementwise loops; the sums of squares and dots
+ * stay serial (GCC does not reorder float reductions without -ffast-math), so the bits are kept. */
+
 typedef struct {
     float *y, *rstd, *dx, *dw;
     const float *x, *w, *dy, *rstd_in;
@@ -111,7 +114,7 @@ typedef struct {
     float eps;
 } norm_job;
 
-static void rmsnorm_fwd_task(void *arg, int64_t r0, int64_t r1, int32_t thread) {
+__attribute__((optimize("vect-cost-model=dynamic"))) static void rmsnorm_fwd_task(void *arg, int64_t r0, int64_t r1, int32_t thread) {
     const norm_job *j = arg;
     const int64_t D = j->D;
     for (int64_t r = r0; r < r1; r++) {
@@ -133,7 +136,7 @@ void rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t 
 /* y_i = w_i x_i r, r = (mean x² + ε)^(-1/2):
  *   ∂L/∂x_j = r w_j dy_j − (r³/D) x_j Σ_i w_i dy_i x_i     (rows in parallel)
  *   ∂L/∂w_i = Σ_rows dy_i x_i r                            (columns in parallel: each sum in row order) */
-static void rmsnorm_dx_task(void *arg, int64_t r0, int64_t r1, int32_t thread) {
+__attribute__((optimize("vect-cost-model=dynamic"))) static void rmsnorm_dx_task(void *arg, int64_t r0, int64_t r1, int32_t thread) {
     const norm_job *j = arg;
     const int64_t D = j->D;
     for (int64_t r = r0; r < r1; r++) {
@@ -147,7 +150,7 @@ static void rmsnorm_dx_task(void *arg, int64_t r0, int64_t r1, int32_t thread) {
     }
 }
 
-static void rmsnorm_dw_task(void *arg, int64_t c0, int64_t c1, int32_t thread) {
+__attribute__((optimize("vect-cost-model=dynamic"))) static void rmsnorm_dw_task(void *arg, int64_t c0, int64_t c1, int32_t thread) {
     const norm_job *j = arg;
     for (int64_t r = 0; r < j->n; r++) {
         const float *xr = j->x + r * j->D, *dyr = j->dy + r * j->D;
