@@ -4,7 +4,7 @@
  * drive it with app.request() and a fake engine, and serve.ts binds it to a
  * socket.
  *
- *   metrics → CORS (if configured) → API key (if configured) → body limit → routes
+ *   request id → metrics → CORS (if configured) → API key (if configured) → body limit → routes
  */
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -15,6 +15,7 @@ import { apiKeyAuth } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { bodyTooLarge, errorResponse, methodNotAllowed, onError, routeNotFound } from './errors.ts';
 import { Metrics, metricsMiddleware } from './metrics.ts';
+import { REQUEST_ID_HEADER, requestIdMiddleware } from './request-id.ts';
 import { chatRoutes } from './routes/chat.ts';
 import { completionRoutes } from './routes/completions.ts';
 import { embeddingRoutes } from './routes/embeddings.ts';
@@ -37,8 +38,10 @@ export interface CreateAppOptions {
 
 export function createApp({ engine, config, metrics = new Metrics(), fineTuning }: CreateAppOptions): Hono<AppEnv> {
   const deps: Deps = { engine, config, metrics };
-  const app = new Hono<AppEnv>();
+  // Non-strict: "/v1/models/" is "/v1/models", as allowedMethods (the 405 check) already assumes.
+  const app = new Hono<AppEnv>({ strict: false });
 
+  app.use('*', requestIdMiddleware());
   app.use('*', metricsMiddleware(metrics));
   if (config.corsOrigins !== null) {
     const origins = config.corsOrigins;
@@ -46,9 +49,11 @@ export function createApp({ engine, config, metrics = new Metrics(), fineTuning 
       '*',
       cors({
         origin: origins.includes('*') ? '*' : origins,
-        allowHeaders: ['authorization', 'content-type'],
+        // No allowHeaders: a preflight's requested headers are reflected, because
+        // the official SDKs send their own (X-Stainless-*, OpenAI-Organization…)
+        // and a fixed list would make browsers block every SDK call.
         allowMethods: ['GET', 'POST', 'DELETE', 'OPTIONS'],
-        exposeHeaders: ['retry-after'],
+        exposeHeaders: ['retry-after', REQUEST_ID_HEADER],
         maxAge: 600,
       }),
     );

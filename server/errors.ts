@@ -75,13 +75,21 @@ export function fromZodError(error: z.ZodError): ApiError {
   const { issue, path } = mostSpecific(first, first.path);
   const param = formatPath(path);
   if (param === null) return invalidRequest(`Invalid request body: ${describe(issue)}.`);
-  if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
-    return invalidRequest(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
-  }
+  if (isMissing(issue)) return invalidRequest(`Missing required parameter: '${param}'.`, param, 'missing_required_parameter');
   return invalidRequest(`Invalid '${param}': ${describe(issue)}.`, param, 'invalid_value');
 }
 
 type Issue = z.core.$ZodIssue;
+
+/**
+ * An absent field, whatever the schema expected there (a type, an enum, a
+ * union). Parsed with { reportInput: true } every issue carries its input,
+ * and JSON has no undefined, so undefined means "not sent".
+ */
+function isMissing(issue: Issue): boolean {
+  if ('input' in issue) return issue.input === undefined;
+  return issue.code === 'invalid_type' && /received undefined/.test(issue.message);
+}
 
 /**
  * A union failure ("string or array of parts") is most useful reported from
@@ -137,6 +145,15 @@ function formatPath(segments: readonly PropertyKey[]): string | null {
 const lowerFirst = (s: string): string => (s.length > 0 ? s[0]!.toLowerCase() + s.slice(1) : s);
 
 /**
+ * A socket reset while the body was still arriving: node's request stream
+ * fails with "aborted" / ECONNRESET, wherever the body is read (readJson, the
+ * body limit, a multipart upload). The client left; the server is not at fault.
+ */
+function isClientReset(err: unknown): err is Error {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ECONNRESET';
+}
+
+/**
  * Maps anything thrown to an ApiError. Unknown errors are logged with their
  * stack here and never leak their message to the client.
  */
@@ -149,7 +166,9 @@ export function toApiError(err: unknown): ApiError {
   }
   if (err instanceof InvalidRequestError) return invalidRequest(err.message, err.param, err.code);
   // The client went away: nobody reads this, but metrics record it as 499 (nginx's "client closed request").
-  if (err instanceof AbortedError) return new ApiError(499, err.message, 'invalid_request_error', null, 'client_closed_request');
+  if (err instanceof AbortedError || isClientReset(err)) {
+    return new ApiError(499, err.message, 'invalid_request_error', null, 'client_closed_request');
+  }
   if (err instanceof HTTPException) {
     if (err.status === 413) return new ApiError(413, 'The request body is too large.', 'invalid_request_error', null, 'request_too_large');
     if (err.status < 500) return new ApiError(err.status, err.message || 'Bad request.', 'invalid_request_error');

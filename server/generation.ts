@@ -31,8 +31,18 @@ export function requestAbort(c: Context): AbortController {
 
 /**
  * Choice i of n gets seed + i, so n > 1 gives distinct samples while the
- * whole response stays reproducible for a fixed seed.
+ * whole response stays reproducible for a fixed seed. OpenAI takes any int64
+ * seed but the sampler's Prng takes safe integers, so a sum outside them is
+ * reduced modulo 2^53 (exactly, in BigInt): still distinct per choice.
  */
+export function choiceSeed(seed: number, choiceIndex: number): number {
+  const sum = seed + choiceIndex;
+  if (Number.isSafeInteger(sum)) return sum;
+  const space = 2n ** 53n;
+  return Number((((BigInt(seed) + BigInt(choiceIndex)) % space) + space) % space);
+}
+
+/** The engine's sampling options for choice i of a request. */
 export function samplingOptions(fields: SamplingFields, choiceIndex: number, tokenizer: Tokenizer): SamplingOptions {
   const logitBias = new Map<number, number>();
   for (const [key, bias] of Object.entries(fields.logit_bias ?? {})) {
@@ -42,7 +52,7 @@ export function samplingOptions(fields: SamplingFields, choiceIndex: number, tok
     }
     logitBias.set(id, bias);
   }
-  const seed = fields.seed === null || fields.seed === undefined ? undefined : fields.seed + choiceIndex;
+  const seed = fields.seed === null || fields.seed === undefined ? undefined : choiceSeed(fields.seed, choiceIndex);
   return {
     temperature: fields.temperature ?? 1,
     topP: fields.top_p ?? 1,

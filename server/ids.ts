@@ -1,6 +1,6 @@
 /**
  * Identifiers and provenance strings that appear in responses: object ids
- * ("chatcmpl-…", "cmpl-…"), `created` and `system_fingerprint`, plus the
+ * ("chatcmpl-…", "cmpl-…"), request ids, `created` and `system_fingerprint`, plus the
  * package version (also printed by `braid --version`).
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -16,6 +16,11 @@ export const VERSION: string =
 
 export function responseId(prefix: 'chatcmpl' | 'cmpl'): string {
   return `${prefix}-${randomBytes(12).toString('base64url')}`;
+}
+
+/** The x-request-id of one HTTP exchange, shaped like OpenAI's ("req_" + 32 hex digits). */
+export function requestId(): string {
+  return `req_${randomBytes(16).toString('hex')}`;
 }
 
 export const unixSeconds = (): number => Math.floor(Date.now() / 1000);

@@ -6,6 +6,7 @@
  */
 import type { ChatMessage, LoadedModel, Tokenizer } from '../engine/types.ts';
 import { invalidRequest } from './errors.ts';
+import { LiteralText } from './literal-text.ts';
 import { TOOL_CALL_CLOSE, TOOL_CALL_OPEN } from '../engine/grammar/tool-calls.ts';
 import type { ChatMessageInput, ToolInput } from './schemas.ts';
 
@@ -58,15 +59,24 @@ export function withBos(tokenizer: Tokenizer, ids: number[]): number[] {
   return [tokenizer.bosId, ...ids];
 }
 
-/** The chat template's rendering of the messages, tokenized with special tokens recognised. */
+/**
+ * The chat template's rendering of the messages: the template's markers become
+ * control tokens, while special-token text inside anything the caller wrote
+ * (contents, names, tool calls and results, tool definitions) stays plain text.
+ */
 export function chatPromptTokens(
   model: LoadedModel,
   messages: readonly ChatMessageInput[],
   addGenerationPrompt = true,
   tools: readonly ToolInput[] | null = null,
 ): number[] {
-  const rendered = model.applyChatTemplate(withTools(toChatMessages(messages), tools), { addGenerationPrompt });
-  return withBos(model.tokenizer, model.tokenizer.encode(rendered, { parseSpecial: true }));
+  const literal = new LiteralText(model.tokenizer);
+  const chat = withTools(
+    toChatMessages(messages.map((m) => literal.protectMessage(m))),
+    tools?.map((t) => literal.protectTool(t)),
+  );
+  const rendered = model.applyChatTemplate(chat, { addGenerationPrompt });
+  return withBos(model.tokenizer, literal.encode(rendered));
 }
 
 /**

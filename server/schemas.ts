@@ -16,6 +16,16 @@ const MAX_STOP = 4;
 
 const tokenId = z.int().min(0);
 
+/**
+ * OpenAI takes any int64 seed. JSON numbers past 2^53 arrive rounded, but
+ * they are still integers and still reproducible, so the whole int64 range is
+ * accepted (generation.ts reduces it for the sampler); fractions are not.
+ */
+const seedSchema = z
+  .number()
+  .refine(Number.isInteger, { error: 'expected an integer' })
+  .refine((n) => Math.abs(n) <= 2 ** 63, { error: 'must be a 64-bit integer' });
+
 /** Sampling and decoding fields shared by chat and completions. */
 const samplingFields = {
   model: z.string().min(1),
@@ -27,7 +37,7 @@ const samplingFields = {
     .nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   top_p: z.number().min(0).max(1).nullish(),
-  seed: z.int().nullish(),
+  seed: seedSchema.nullish(),
   logit_bias: z
     .record(z.string().regex(/^\d+$/, { error: 'keys must be token ids (decimal strings)' }), z.number().min(-100).max(100))
     .nullish(),
@@ -54,18 +64,41 @@ const toolCallSchema = z.object({
   function: z.object({ name: z.string(), arguments: z.string() }),
 });
 
-export const chatMessageSchema = z.object({
-  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
-  content: z
-    .union([z.string(), z.array(textPart)], { error: 'expected a string or an array of text content parts' })
-    .nullish()
-    .transform((c) => c ?? null),
-  name: z.string().nullish(),
-  /** An assistant turn that called tools. */
-  tool_calls: z.array(toolCallSchema).nullish(),
-  /** A tool turn: which call it answers. */
-  tool_call_id: z.string().nullish(),
-});
+export const chatMessageSchema = z
+  .object({
+    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+    content: z.union([z.string(), z.array(textPart)], { error: 'expected a string or an array of text content parts' }).nullish(),
+    name: z.string().nullish(),
+    /** An assistant turn that called tools. */
+    tool_calls: z.array(toolCallSchema).nullish(),
+    /** A tool turn: which call it answers. */
+    tool_call_id: z.string().nullish(),
+  })
+  .superRefine(checkMessageRole)
+  .transform((m) => ({ ...m, content: m.content ?? null }));
+
+/**
+ * What OpenAI requires per role: only an assistant turn (which may consist of
+ * tool calls) can go without content; a tool turn names the call it answers.
+ * Each issue carries the field's input, so an absent field reads as missing.
+ */
+function checkMessageRole(
+  m: { role: string; content?: string | unknown[] | null | undefined; tool_call_id?: string | null | undefined },
+  ctx: z.core.$RefinementCtx,
+): void {
+  if (m.role !== 'assistant' && (m.content === null || m.content === undefined || (Array.isArray(m.content) && m.content.length === 0))) {
+    const got = m.content === null ? 'null' : 'an empty array';
+    ctx.addIssue({
+      code: 'custom',
+      path: ['content'],
+      input: m.content,
+      message: `a ${m.role} message needs content: expected a string or a non-empty array of text parts, got ${got}`,
+    });
+  }
+  if (m.role === 'tool' && (m.tool_call_id === null || m.tool_call_id === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['tool_call_id'], input: m.tool_call_id, message: 'a tool message needs the id of the tool call it answers' });
+  }
+}
 
 export type ChatMessageInput = z.output<typeof chatMessageSchema>;
 
@@ -121,6 +154,9 @@ export const chatRequestSchema = z.object({
   tool_choice: toolChoiceSchema.nullish(),
   parallel_tool_calls: z.boolean().nullish(),
   messages: z.array(chatMessageSchema).min(1),
+  // The pre-tools function calling: kept (not stripped) only so that the route can refuse it.
+  functions: z.unknown().optional(),
+  function_call: z.unknown().optional(),
   max_tokens: z.int().min(1).nullish(),
   max_completion_tokens: z.int().min(1).nullish(),
   logprobs: z.boolean().nullish(),

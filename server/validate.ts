@@ -20,7 +20,7 @@ export async function readJson<S extends z.ZodType>(c: Context, schema: S): Prom
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw invalidJson('the body must be a JSON object.');
   }
-  const parsed = schema.safeParse(raw);
+  const parsed = schema.safeParse(raw, { reportInput: true }); // input lets errors tell missing from invalid
   if (!parsed.success) throw fromZodError(parsed.error);
   return parsed.data;
 }

@@ -62,6 +62,7 @@ export class DebtLedger {
         throw new InvalidRequestError(
           `max_tokens ${maxTokens} is too small for the requested format: its shortest valid output takes ${ids.length} tokens`,
           'max_tokens',
+          'max_tokens_too_small',
         );
       }
       this.forcedQueue.push(...ids);

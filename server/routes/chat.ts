@@ -38,6 +38,19 @@ function toolCallsOf(text: string, tools: ToolMode | null): ChatToolCall[] | nul
 
 const finishOf = (reason: FinishReason, hasCalls: boolean): ChatFinishReason => (hasCalls && reason === 'stop' ? 'tool_calls' : reason);
 
+/**
+ * The deprecated `functions` / `function_call` are refused rather than
+ * dropped like other unknown fields: ignored, they would turn an expected
+ * function call into a plain-text answer the client cannot tell apart.
+ */
+function rejectDeprecatedFunctions(body: ChatRequest): void {
+  for (const [field, instead] of [['functions', 'tools'], ['function_call', 'tool_choice']] as const) {
+    if (body[field] !== null && body[field] !== undefined) {
+      throw invalidRequest(`'${field}' is deprecated and not supported; use '${instead}'.`, field, 'unsupported_parameter');
+    }
+  }
+}
+
 /** The per-choice engine request; everything but the seed is shared by the n choices. */
 function requestFactory(
   model: LoadedModel,
@@ -77,6 +90,7 @@ function requestFactory(
 export function chatRoutes({ engine }: Deps): Hono<AppEnv> {
   return new Hono<AppEnv>().post('/v1/chat/completions', async (c) => {
     const body = await readJson(c, chatRequestSchema);
+    rejectDeprecatedFunctions(body);
     const model = resolveModel(engine, body.model);
     const includeUsage = checkStreamOptions(body);
     const abort = requestAbort(c);

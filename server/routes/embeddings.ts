@@ -1,8 +1,9 @@
 /**
  * POST /v1/embeddings in OpenAI's shape. Each input (a string, or a token-id
  * array) becomes one vector: the mean over positions of the model's
- * final-norm hidden state (LoadedModel.embed). Text gets BOS like a
- * completion prompt; token arrays are used as given. `encoding_format:
+ * final-norm hidden state (LoadedModel.embed), scaled to unit L2 length as
+ * OpenAI's are (vector stores take dot product for cosine similarity). Text
+ * gets BOS like a completion prompt; token arrays are used as given. `encoding_format:
  * "base64"` is the little-endian float32 bytes, base64-encoded, as OpenAI
  * sends them (the official SDKs ask for it by default and decode it).
  */
@@ -77,6 +78,15 @@ function normalizeInputs(model: LoadedModel, input: EmbeddingInputField): Embedd
   return inputs;
 }
 
+/** v scaled to L2 norm 1 (summed in float64); a zero vector has no direction and is returned as is. */
+export function unitLength(v: Float32Array): Float32Array {
+  let sumSquares = 0;
+  for (const x of v) sumSquares += x * x;
+  if (sumSquares === 0) return v;
+  const norm = Math.sqrt(sumSquares);
+  return Float32Array.from(v, (x) => x / norm);
+}
+
 /** Little-endian float32 bytes in base64, whatever the host's byte order. */
 export function float32Base64(v: Float32Array): string {
   const bytes = new Uint8Array(v.length * 4);
@@ -106,7 +116,7 @@ export function embeddingRoutes({ engine }: Deps): Hono<AppEnv> {
     // One input at a time: each takes a slot like a generation does, so a
     // large batch queues fairly behind (and ahead of) chat requests.
     for (const [index, inp] of inputs.entries()) {
-      const vector = await model.embed(inp.tokens, abort.signal);
+      const vector = unitLength(await model.embed(inp.tokens, abort.signal));
       promptTokens += inp.tokens.length;
       data.push({ object: 'embedding', index, embedding: base64 ? float32Base64(vector) : Array.from(vector) });
     }

@@ -39,7 +39,7 @@ const listQuery = z.object({
 
 /** Query parameters through zod, errors rendered like body errors. */
 export function readQuery<S extends z.ZodType>(c: Context, schema: S): z.output<S> {
-  const parsed = schema.safeParse(c.req.query());
+  const parsed = schema.safeParse(c.req.query(), { reportInput: true });
   if (!parsed.success) throw fromZodError(parsed.error);
   return parsed.data;
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { Prng } from '../../engine/sampler/prng.ts';
 import { errorOf, setup, sseChunks, sseData, until } from './server-test-helpers.ts';
 
 const MODEL = 'fake-model';
@@ -123,6 +124,29 @@ describe('POST /v1/chat/completions (non-stream)', () => {
     expect(body.usage.completion_tokens).toBe(36);
   });
 
+  it('takes any int64 seed with n > 1: per-choice seeds stay distinct and valid for the sampler, stream and not', async () => {
+    const { post, engine } = setup({ script: (req) => `seed${req.sampling.seed}` });
+    const max = Number.MAX_SAFE_INTEGER;
+    const plain = await post('/v1/chat/completions', { ...user('hi'), n: 2, seed: max });
+    expect(plain.status).toBe(200);
+    const streamed = await sseChunks(await post('/v1/chat/completions', { ...user('hi'), n: 2, seed: max, stream: true }));
+    expect(streamed.at(-1)!['choices']).toMatchObject([{ index: 1, finish_reason: 'stop' }]);
+    // 2^63 - 1 arrives as a double past 2^53: still accepted (OpenAI takes int64).
+    const int64 = await post('/v1/chat/completions', `{"model": "${MODEL}", "messages": [{"role": "user", "content": "hi"}], "n": 2, "seed": 9223372036854775807}`);
+    expect(int64.status).toBe(200);
+    const seeds = engine.requests.map((r) => r.sampling.seed!);
+    expect(seeds.slice(0, 4)).toEqual([max, 0, max, 0]); // seed + 1 wraps modulo 2^53
+    expect(seeds[4]).not.toBe(seeds[5]);
+    for (const seed of seeds) expect(() => new Prng(seed)).not.toThrow(); // the real sampler's check
+  });
+
+  it.each([1.5, '7', 2 ** 64])('rejects seed %j with a 400 naming seed', async (seed) => {
+    const { post } = setup();
+    const res = await post('/v1/chat/completions', { ...user('hi'), seed });
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).error).toMatchObject({ param: 'seed', code: 'invalid_value' });
+  });
+
   it('is reproducible for a fixed seed', async () => {
     const { post } = setup();
     const a = await (await post('/v1/chat/completions', { ...user('hi'), seed: 7, max_tokens: 20 })).json();
@@ -188,6 +212,70 @@ describe('POST /v1/chat/completions (non-stream)', () => {
     expect(error.param).toBe(param);
     expect(error.message).toMatch(message);
     expect(error.message).not.toMatch(/"code":|ZodError|\[\s*\{/); // never a raw zod dump
+  });
+
+  it.each([
+    ['/v1/chat/completions', { model: MODEL, messages: [{ content: 'x' }] }, 'messages[0].role'],
+    ['/v1/completions', { model: MODEL }, 'prompt'],
+    ['/v1/chat/completions', { model: MODEL, messages: [{ role: 'user', content: 'x' }, { role: 'assistant', content: 'y', tool_calls: [{ id: 'c', type: 'function' }] }] }, 'messages[1].tool_calls[0].function'],
+  ])('%s %j: a field that is absent (enum, union or object) is missing, not invalid', async (path, body, param) => {
+    const { post } = setup();
+    const res = await post(path, body);
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).error).toEqual({
+      message: `Missing required parameter: '${param}'.`,
+      type: 'invalid_request_error',
+      param,
+      code: 'missing_required_parameter',
+    });
+  });
+
+  it.each([
+    [[{ role: 'user', content: null }], 'messages[0].content', "Invalid 'messages[0].content': a user message needs content: expected a string or a non-empty array of text parts, got null."],
+    [[{ role: 'user', content: [] }], 'messages[0].content', "Invalid 'messages[0].content': a user message needs content: expected a string or a non-empty array of text parts, got an empty array."],
+    [[{ role: 'user' }], 'messages[0].content', "Missing required parameter: 'messages[0].content'."],
+    [[{ role: 'user', content: 'x' }, { role: 'system', content: null }], 'messages[1].content', /a system message needs content/],
+    [[{ role: 'user', content: 'x' }, { role: 'tool', content: '{}' }], 'messages[1].tool_call_id', "Missing required parameter: 'messages[1].tool_call_id'."],
+  ])('rejects invalid message %j with a 400 naming %s', async (messages, param, message) => {
+    const { post, engine } = setup();
+    const res = await post('/v1/chat/completions', { model: MODEL, messages });
+    expect(res.status).toBe(400);
+    const { error } = await errorOf(res);
+    expect(error.param).toBe(param);
+    if (typeof message === 'string') expect(error.message).toBe(message);
+    else expect(error.message).toMatch(message);
+    expect(engine.requests).toEqual([]);
+  });
+
+  it('still accepts an assistant turn of tool calls only (content null) and its tool answer', async () => {
+    const { post } = setup({ script: () => 'ok' });
+    const res = await post('/v1/chat/completions', {
+      model: MODEL,
+      messages: [
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: '{}' },
+      ],
+    });
+    expect(res.status).toBe(200);
+  });
+
+  it.each([
+    ['functions', [{ name: 'get_weather', parameters: { type: 'object' } }], "'functions' is deprecated and not supported; use 'tools'."],
+    ['function_call', 'auto', "'function_call' is deprecated and not supported; use 'tool_choice'."],
+    ['function_call', { name: 'get_weather' }, "'function_call' is deprecated and not supported; use 'tool_choice'."],
+  ])('refuses the deprecated %s with a 400 unsupported_parameter', async (field, value, message) => {
+    const { post, engine } = setup({ script: () => 'plain text' });
+    const res = await post('/v1/chat/completions', { ...user('hi'), [field]: value });
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).error).toEqual({ message, type: 'invalid_request_error', param: field, code: 'unsupported_parameter' });
+    expect(engine.requests).toEqual([]);
+  });
+
+  it('still ignores other unknown fields and null functions / function_call', async () => {
+    const { post } = setup({ script: () => 'ok' });
+    const res = await post('/v1/chat/completions', { ...user('hi'), top_k: 5, some_vendor_field: { x: 1 }, functions: null, function_call: null });
+    expect(res.status).toBe(200);
   });
 
   it('reports a missing model as a missing parameter, an unknown one as 404', async () => {

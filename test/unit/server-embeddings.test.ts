@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { float32Base64 } from '../../server/routes/embeddings.ts';
+import { float32Base64, unitLength } from '../../server/routes/embeddings.ts';
 import { BOS } from './fake-engine.ts';
 import { errorOf, setup } from './server-test-helpers.ts';
 
@@ -66,6 +66,20 @@ describe('POST /v1/embeddings', () => {
       expect(Array.from(decodeBase64(s as string))).toEqual(asFloat.data[i]!.embedding);
     }
     expect(float32Base64(Float32Array.of(1, -2.5))).toBe(Buffer.from([0, 0, 0x80, 0x3f, 0, 0, 0x20, 0xc0]).toString('base64'));
+  });
+
+  it('vectors are L2-normalised (norm 1 within 1e-5) in both encodings; a zero vector stays zero', async () => {
+    const { post } = setup();
+    const norm = (v: ArrayLike<number>): number => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+    const inputs = ['hello', 'a much longer input with many words in it', 'q'];
+    const asFloat = await embeddings(post, { input: inputs });
+    const asB64 = await embeddings(post, { input: inputs, encoding_format: 'base64' });
+    for (const i of inputs.keys()) {
+      expect(Math.abs(norm(asFloat.data[i]!.embedding as number[]) - 1)).toBeLessThan(1e-5);
+      expect(Math.abs(norm(decodeBase64(asB64.data[i]!.embedding as string)) - 1)).toBeLessThan(1e-5);
+    }
+    expect(Array.from(unitLength(new Float32Array(3)))).toEqual([0, 0, 0]);
+    expect(Array.from(unitLength(Float32Array.of(3, 4)))).toEqual([Math.fround(0.6), Math.fround(0.8)]);
   });
 
   it('dimensions equal to the model size is accepted, any other value is a 400', async () => {

@@ -1,3 +1,6 @@
+import type { Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
 import { describe, expect, it, vi } from 'vitest';
 import { InvalidRequestError } from '../../engine/errors.ts';
 import { errorOf, setup } from './server-test-helpers.ts';
@@ -89,6 +92,42 @@ describe('error envelope', () => {
   });
 });
 
+describe('a client that resets the socket while sending the body', () => {
+  it.each([
+    ['content-length: 500', '{"model": "fake-model", '],
+    ['transfer-encoding: chunked', '18\r\n{"model": "fake-model", \r\n'],
+  ])('(%s) is a 499 in /metrics, not a logged internal error', async (framing, partial) => {
+    const { app, get } = setup();
+    const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const server = await new Promise<Server>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server));
+    });
+    try {
+      const { port } = server.address() as AddressInfo;
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => undefined);
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      // The server has the headers (the handler is running) before the reset.
+      const received = new Promise<void>((resolve) => server.once('request', () => resolve()));
+      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n${framing}\r\n\r\n${partial}`);
+      await received;
+      socket.resetAndDestroy();
+      // The handler finishes on the server's own schedule: poll /metrics (bounded) until it is counted.
+      let metrics = '';
+      for (const deadline = Date.now() + 5000; !metrics.includes('route="/v1/chat/completions"') && Date.now() < deadline; ) {
+        await new Promise((resolve) => setImmediate(resolve)); // let the socket's events run
+        metrics = await (await get('/metrics')).text();
+      }
+      expect(metrics).toContain('braid_requests_total{route="/v1/chat/completions",status="499"} 1');
+      expect(metrics).not.toMatch(/status="500"/);
+      expect(logged).not.toHaveBeenCalled();
+    } finally {
+      logged.mockRestore();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('API key', () => {
   it('is enforced on /v1 routes and /metrics but not /health', async () => {
     const { post, get } = setup({ script: () => 'x' }, { apiKey: 'sk-test' });
@@ -122,5 +161,18 @@ describe('CORS', () => {
     expect(preflight.headers.get('access-control-allow-origin')).toBe('http://ui.test');
     const res = await get('/health', { headers: { origin: 'http://ui.test' } });
     expect(res.headers.get('access-control-allow-origin')).toBe('http://ui.test');
+  });
+
+  it("allows the headers the official SDK sends (X-Stainless-*) in a preflight for '*'", async () => {
+    const { app } = setup({}, { corsOrigins: ['*'] });
+    const requested = 'authorization,content-type,x-stainless-os,x-stainless-lang';
+    const preflight = await app.request('/v1/chat/completions', {
+      method: 'OPTIONS',
+      headers: { origin: 'http://ui.test', 'access-control-request-method': 'POST', 'access-control-request-headers': requested },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get('access-control-allow-origin')).toBe('*');
+    const allowed = new Set(preflight.headers.get('access-control-allow-headers')?.toLowerCase().split(',').map((h) => h.trim()));
+    for (const h of requested.split(',')) expect(allowed).toContain(h);
   });
 });

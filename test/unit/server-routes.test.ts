@@ -34,6 +34,51 @@ describe('GET /v1/models', () => {
   });
 });
 
+describe('trailing slashes', () => {
+  it('route like the path without one: served, or 405 with a consistent Allow, or 404', async () => {
+    const { get, post } = setup({ script: () => 'ok' });
+    const list = await get('/v1/models/');
+    expect(list.status).toBe(200);
+    expect((await list.json()).object).toBe('list');
+    expect((await (await get('/v1/models/fake-model/')).json()).id).toBe('fake-model');
+    const chat = await post('/v1/chat/completions/', { model: 'fake-model', messages: [{ role: 'user', content: 'x' }] });
+    expect(chat.status).toBe(200);
+    const wrongMethod = await get('/v1/embeddings/');
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.get('allow')).toBe('POST');
+    expect((await errorOf(wrongMethod)).error.message).toBe('Method GET is not allowed on /v1/embeddings; use POST.');
+    const unknown = await get('/v1/nothing/');
+    expect(unknown.status).toBe(404);
+    expect((await errorOf(unknown)).error.code).toBe('unknown_url');
+  });
+});
+
+describe('x-request-id', () => {
+  it('is on every response — success, stream, validation error, 401, 404, 405, 413, preflight — and unique', async () => {
+    const { app, get, post } = setup({ script: () => 'ok' }, { apiKey: 'k', maxBodyBytes: 1024, corsOrigins: ['*'] });
+    const auth = { headers: { authorization: 'Bearer k' } };
+    const chat = { model: 'fake-model', messages: [{ role: 'user', content: 'x' }] };
+    const responses = [
+      await get('/v1/models', auth),
+      await post('/v1/chat/completions', { ...chat, stream: true }, auth),
+      await post('/v1/chat/completions', { ...chat, n: 0 }, auth),
+      await get('/v1/models'),
+      await get('/v1/nothing', auth),
+      await get('/v1/chat/completions', auth),
+      await post('/v1/chat/completions', { ...chat, pad: 'x'.repeat(2048) }, auth),
+      await app.request('/v1/models', { method: 'OPTIONS', headers: { origin: 'http://ui.test', 'access-control-request-method': 'GET' } }),
+      // A client's own x-request-id is replaced by the server's, as OpenAI does.
+      await get('/health', { headers: { 'x-request-id': 'client-chosen' } }),
+    ];
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 400, 401, 404, 405, 413, 204, 200]);
+    const ids = responses.map((r) => r.headers.get('x-request-id'));
+    for (const id of ids) expect(id).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(responses[7]!.headers.get('access-control-expose-headers')).toMatch(/x-request-id/);
+    await sseChunks(responses[1]!); // the stream still runs to [DONE]
+  });
+});
+
 describe('tokenize / detokenize', () => {
   it('tokenizes text with and without BOS and round-trips', async () => {
     const { post } = setup();

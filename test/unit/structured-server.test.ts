@@ -37,6 +37,20 @@ describe('response_format', () => {
     expect(text.startsWith('{"key": "a')).toBe(true);
   });
 
+  it.each([
+    ['a json_schema', { response_format: schemaFormat({ type: 'object', properties: { name: { type: 'string' } }, required: ['name'] }) }],
+    ['a required tool call', { tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } }], tool_choice: 'required' }],
+  ])('max_tokens below the shortest valid output of %s is a 400 with code max_tokens_too_small', async (_, extra) => {
+    const { post } = setup({ script: () => 'x' });
+    for (const stream of [false, true]) {
+      const res = await post('/v1/chat/completions', chat({ ...extra, max_tokens: 2, stream }));
+      expect(res.status).toBe(400);
+      const { error } = await errorOf(res);
+      expect(error).toMatchObject({ type: 'invalid_request_error', param: 'max_tokens', code: 'max_tokens_too_small' });
+      expect(error.message).toMatch(/^max_tokens 2 is too small for the requested format: its shortest valid output takes \d+ tokens$/);
+    }
+  });
+
   it('the debt ledger telemetry reaches /metrics (opened, closed, forced)', async () => {
     const { post, get } = setup({ script: () => '{"key": "a long value that does not fit"}' });
     const metric = async (event: string): Promise<number> => {
