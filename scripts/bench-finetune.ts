@@ -20,11 +20,11 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import OpenAI, { toFile } from 'openai';
 import { GATE_DEFAULTS } from '../engine/finetune/gate.ts';
 import { defaultConfig } from '../server/config.ts';
 import { startServer, type RunningServer } from '../server/serve.ts';
+import type { BenchValues } from './bench-usage.ts';
 
 const root = join(import.meta.dirname, '..');
 
@@ -87,21 +87,11 @@ async function phase(name: string, server: RunningServer, client: OpenAI, model:
   return { name, latenciesMs, steps: stepAt() - step0, gateWaitMs: ft.gate.waitedMs - wait0, forced: ft.gate.forced - forced0 };
 }
 
-export async function benchFinetune(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      threads: { type: 'string', default: '2' },
-      requests: { type: 'string', default: '80' },
-      'think-ms': { type: 'string', default: '100' },
-      'max-tokens': { type: 'string', default: '16' },
-      epochs: { type: 'string', default: '100' },
-      model: { type: 'string', default: join(root, 'models/chimera-tiny.gguf') },
-    },
-  });
-  const o = { requests: Number(values.requests), thinkMs: Number(values['think-ms']), maxTokens: Number(values['max-tokens']) };
+export async function benchFinetune(values: BenchValues<'finetune'>): Promise<void> {
+  const o = { requests: values.requests, thinkMs: values['think-ms'], maxTokens: values['max-tokens'] };
+  const modelPath = values.model ?? join(root, 'models/chimera-tiny.gguf');
   const dataDir = mkdtempSync(join(tmpdir(), 'braid-bench-finetune-'));
-  const server = await startServer(defaultConfig({ host: '127.0.0.1', port: 0, models: [values.model], threads: Number(values.threads), dataDir }));
+  const server = await startServer(defaultConfig({ host: '127.0.0.1', port: 0, models: [modelPath], threads: values.threads, dataDir }));
   try {
     const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: 120_000 });
     const model = server.engine.models()[0]!.info.id;
@@ -115,7 +105,7 @@ export async function benchFinetune(args: string[]): Promise<void> {
     const job = await client.fineTuning.jobs.create({
       model,
       training_file: file.id,
-      hyperparameters: { n_epochs: Number(values.epochs), batch_size: 4 },
+      hyperparameters: { n_epochs: values.epochs, batch_size: 4 },
       braid: { sequence_length: 64 },
     } as OpenAI.FineTuning.JobCreateParams);
     const started = performance.now();
@@ -144,7 +134,7 @@ export async function benchFinetune(args: string[]): Promise<void> {
           `${(p95 / ref).toFixed(2).padStart(15)}${String(p.steps).padStart(12)}${p.gateWaitMs.toFixed(0).padStart(15)}${String(p.forced).padStart(9)}`,
       );
     }
-    console.log(JSON.stringify({ bench: 'finetune', threads: Number(values.threads), soloStepsPerS, phases: [idle, gated, ungated].map((p) => ({ ...p, p50: quantile(p.latenciesMs, 0.5), p95: quantile(p.latenciesMs, 0.95), latenciesMs: undefined })) }));
+    console.log(JSON.stringify({ bench: 'finetune', threads: values.threads, soloStepsPerS, phases: [idle, gated, ungated].map((p) => ({ ...p, p50: quantile(p.latenciesMs, 0.5), p95: quantile(p.latenciesMs, 0.95), latenciesMs: undefined })) }));
   } finally {
     await server.close();
     rmSync(dataDir, { recursive: true, force: true });

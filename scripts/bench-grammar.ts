@@ -10,7 +10,6 @@
  * cache) timed on the states the generations visited.
  */
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { readGguf } from '../engine/gguf/reader.ts';
 import { DEAD } from '../engine/grammar/automaton.ts';
 import { jsonSchemaGrammar } from '../engine/grammar/json-schema.ts';
@@ -21,6 +20,7 @@ import { Prng } from '../engine/sampler/prng.ts';
 import { loadTokenizer } from '../engine/tokenizer/load.ts';
 import type { StreamDecoder, Tokenizer } from '../engine/types.ts';
 import { SCHEMAS } from '../test/grammar/schemas.ts';
+import type { BenchValues } from './bench-usage.ts';
 
 const root = join(import.meta.dirname, '..');
 
@@ -169,10 +169,9 @@ function benchVocab(tok: Tokenizer, gens: number, maxTokens: number): Result {
   };
 }
 
-export async function benchGrammar(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { gens: { type: 'string', default: '10' }, tokens: { type: 'string', default: '64' } } });
-  const gens = Number(values.gens);
-  const maxTokens = Number(values.tokens);
+export async function benchGrammar(values: BenchValues<'grammar'>): Promise<void> {
+  const gens = values.gens;
+  const maxTokens = values.tokens;
   const file = await readGguf(join(root, 'models/chimera-tiny.gguf'));
   const base = loadTokenizer(file.metadata);
   const t0 = performance.now();

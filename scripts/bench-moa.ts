@@ -10,14 +10,14 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { toArgv, type BenchValues } from './bench-usage.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-export function benchMoa(args: string[]): void {
+export function benchMoa(values: BenchValues<'moa'>): void {
   const bin = join(root, 'c/build/bench_moa');
   if (!existsSync(bin)) throw new Error(`${bin} is missing: build it with \`make -C c\``);
-  const withThreads = args.includes('--threads') ? args : ['--threads', '2', ...args];
-  const r = spawnSync(bin, withThreads, { stdio: 'inherit' });
+  const r = spawnSync(bin, toArgv(values), { stdio: 'inherit' });
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`bench_moa exited with status ${r.status}`);
 }

@@ -19,11 +19,11 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { initLibrary, systemInfo } from '../engine/binding/library.ts';
 import { chimeraTinyConfig } from '../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../engine/model-init/init-chimera.ts';
 import { NativeTrainer } from '../engine/training/native-trainer.ts';
+import type { BenchValues } from './bench-usage.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -89,22 +89,11 @@ function gemmRoofline(threads: number): string {
   return r.status === 0 ? r.stdout.trim() : `bench_sgemm failed: ${r.stderr}`;
 }
 
-export async function benchTrain(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      steps: { type: 'string', default: '6' },
-      batch: { type: 'string', default: '8' },
-      seq: { type: 'string', default: '256' },
-      threads: { type: 'string', default: '2' },
-      'no-peer': { type: 'boolean', default: false },
-      'no-gemm': { type: 'boolean', default: false },
-    },
-  });
-  const steps = Number(values.steps);
-  const B = Number(values.batch);
-  const T = Number(values.seq);
-  const threads = Number(values.threads);
+export async function benchTrain(values: BenchValues<'train'>): Promise<void> {
+  const steps = values.steps;
+  const B = values.batch;
+  const T = values.seq;
+  const threads = values.threads;
   initLibrary(threads);
   const dir = join(root, 'models/bench');
   mkdirSync(dir, { recursive: true });

@@ -35,7 +35,6 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { initLibrary, systemInfo } from '../engine/binding/library.ts';
 import { readGguf } from '../engine/gguf/reader.ts';
 import { chimeraTinyConfig, type ChimeraConfig } from '../engine/model-init/chimera-config.ts';
@@ -50,6 +49,7 @@ import type { LoopExit } from '../engine/model/native-context.ts';
 import { gatherSignals, type ValveSignals } from '../engine/valve/signals.ts';
 import { EntropyValve, MODE_LOOPS, VALVE_THRESHOLD_BITS, entropyBits, type ValveMode } from '../engine/valve/valve.ts';
 import type { Tokenizer } from '../engine/types.ts';
+import type { BenchValues } from './bench-usage.ts';
 
 const root = join(import.meta.dirname, '..');
 
@@ -259,39 +259,31 @@ function quantile(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
 }
 
-export async function benchValve(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      threads: { type: 'string', default: '2' },
-      tokens: { type: 'string', default: '3000' },
-      category: { type: 'string', default: 'r' },
-      seed: { type: 'string', default: '7' },
-      // σ of the random init: the default 0.02 gives near-uniform logits (~12 bits everywhere);
-      // 0.5 spreads step entropies over ~0–4 bits, around the seed's 2-bit threshold
-      'init-range': { type: 'string', default: '0.5' },
-      // held-out JSON tokens for the grammar / debt signals
-      'json-tokens': { type: 'string', default: '1500' },
-    },
-  });
-  initLibrary(Number(values.threads));
+/**
+ * `init-range`: σ of the random init: the default 0.02 gives near-uniform logits (~12 bits everywhere);
+ * 0.5 spreads step entropies over ~0–4 bits, around the seed's 2-bit threshold.
+ * `json-tokens`: held-out JSON tokens for the grammar / debt signals.
+ */
+export async function benchValve(values: BenchValues<'valve'>): Promise<void> {
+  initLibrary(values.threads);
   const info = systemInfo();
   console.log(`system: isa=${info.isa} threads=${info.threads} cpu="${info.cpu}"`);
 
   const config = tinyLoopingConfig();
-  const initRange = Number(values['init-range']);
+  const initRange = values['init-range'];
+  // The seed hashed as a string, as it always was, so cached models keep their names.
   const tag = createHash('sha256')
-    .update(JSON.stringify({ config, seed: values.seed, initRange }))
+    .update(JSON.stringify({ config, seed: String(values.seed), initRange }))
     .digest('hex')
     .slice(0, 10);
   const path = join(root, `models/bench/chimera-tiny-looping-${tag}.gguf`);
   if (!existsSync(path)) {
     mkdirSync(dirname(path), { recursive: true });
     console.log(`writing ${path} (random init, seed ${values.seed}, σ ${initRange}) ...`);
-    await writeRandomChimera(path, config, Number(values.seed), { initializerRange: initRange });
+    await writeRandomChimera(path, config, values.seed, { initializerRange: initRange });
   }
   const tokenizer = loadTokenizer((await readGguf(path)).metadata);
-  const want = Number(values.tokens);
+  const want = values.tokens;
   const ids = tokenizer.encode(brownText(values.category, want * 8)).slice(0, want);
   if (ids.length < want) throw new Error(`only ${ids.length} tokens of Brown category ${values.category}`);
 
@@ -333,7 +325,7 @@ export async function benchValve(args: string[]): Promise<void> {
       printRuns(fixed, runs);
     }
     // grammar branching + debt pressure on held-out JSON
-    const docs = jsonDocuments(brownText(values.category, want * 8), tokenizer, Number(values['json-tokens']));
+    const docs = jsonDocuments(brownText(values.category, want * 8), tokenizer, values['json-tokens']);
     console.log(`\nheld-out JSON: ${docs.length} documents, ${docs.reduce((a, d) => a + d.length, 0)} tokens ({"n":i,"text":"<sentence>"}, a ledger each)`);
     for (const mode of ['balanced', 'reasoning'] as const) {
       const fixed = await jsonRun(ctx, tokenizer, docs, mode, model.loopMax, 'fixed');

@@ -13,13 +13,14 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { initLibrary, systemInfo } from '../engine/binding/library.ts';
 import { readGguf } from '../engine/gguf/reader.ts';
 import { metaOptNumber } from '../engine/gguf/types.ts';
 import { NativeModel } from '../engine/model/native-model.ts';
 import { chimeraSeedDimsConfig } from '../engine/model-init/chimera-config.ts';
 import { writeRandomChimera } from '../engine/model-init/init-chimera.ts';
+import { ConfigError } from '../server/config.ts';
+import { BENCHES, benchHelp, benchNameHelp, isBenchName, parseBenchArgs, toArgv, type BenchName, type BenchValues } from './bench-usage.ts';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benchKernels = join(root, 'c/build/bench_kernels');
@@ -148,19 +149,9 @@ async function benchRun(
   }
 }
 
-async function benchDecode(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      threads: { type: 'string', default: '2' },
-      prompt: { type: 'string', default: '128' },
-      tokens: { type: 'string', default: '64' },
-      'skip-seed-dims': { type: 'boolean', default: false },
-      // Parcae loop depths for looping models (the seed-dims model loops: prelude 0–3, loop 4–23, coda 24–27)
-      depths: { type: 'string', default: '1,2,4' },
-    },
-  });
-  const threads = Number(values.threads);
+/** `depths`: Parcae loop depths for looping models (the seed-dims model loops: prelude 0–3, loop 4–23, coda 24–27). */
+async function benchDecode(values: BenchValues<'decode'>): Promise<void> {
+  const threads = values.threads;
   initLibrary(threads);
   const info = systemInfo();
   console.log(`system: isa=${info.isa} threads=${info.threads} cpu="${info.cpu}"`);
@@ -182,8 +173,7 @@ async function benchDecode(args: string[]): Promise<void> {
   }
 
   const results: DecodeResult[] = [];
-  const depths = values.depths.split(',').map(Number);
-  for (const m of models) results.push(...(await benchModel(m, Number(values.prompt), Number(values.tokens), depths)));
+  for (const m of models) results.push(...(await benchModel(m, values.prompt, values.tokens, values.depths)));
   // Bandwidth last and first would bracket the run; once after is enough to share the same conditions.
   const bw = measureBandwidthGBs(threads);
   console.log(`memory read bandwidth (${threads} threads, same run): ${bw.toFixed(1)} GB/s`);
@@ -207,20 +197,53 @@ async function benchDecode(args: string[]): Promise<void> {
   console.log(JSON.stringify({ bench: 'decode', threads, bandwidthGBs: bw, results }));
 }
 
-function benchKernelsCmd(args: string[]): void {
+function benchKernelsCmd(values: BenchValues<'kernels'>): void {
   if (!existsSync(benchKernels)) throw new Error(`${benchKernels} is missing: run \`npm run build\` first`);
-  const r = spawnSync(benchKernels, args, { stdio: 'inherit' });
+  const r = spawnSync(benchKernels, toArgv(values), { stdio: 'inherit' });
   if (r.status !== 0) throw new Error(`bench_kernels exited with ${r.status}`);
 }
 
-export async function runBench(args: string[]): Promise<void> {
+/** Where help and usage go; the benchmarks' own figures go to stdout with console.log. */
+export interface BenchIo {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+const consoleIo: BenchIo = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+/**
+ * `braid bench <name> [options]`: 0 done or help shown; a usage mistake throws
+ * ConfigError (the CLI's exit code 2), a failing benchmark throws its error.
+ */
+export async function runBench(args: string[], io: BenchIo = consoleIo): Promise<number> {
   const [which, ...rest] = args;
-  if (which === 'kernels') return benchKernelsCmd(rest);
-  if (which === 'decode') return benchDecode(rest);
-  if (which === 'grammar') return (await import('./bench-grammar.ts')).benchGrammar(rest);
-  if (which === 'valve') return (await import('./bench-valve.ts')).benchValve(rest);
-  if (which === 'train') return (await import('./bench-train.ts')).benchTrain(rest);
-  if (which === 'finetune') return (await import('./bench-finetune.ts')).benchFinetune(rest);
-  if (which === 'moa') return (await import('./bench-moa.ts')).benchMoa(rest);
-  throw new Error(`usage: braid bench <kernels|decode|grammar|valve|train|finetune|moa> [options] (got ${which ?? 'nothing'})`);
+  if (which === '--help' || which === '-h' || which === 'help') {
+    io.out(benchHelp());
+    return 0;
+  }
+  const names = Object.keys(BENCHES).join(', ');
+  if (which === undefined) throw new ConfigError(`name a benchmark: ${names} (braid bench --help)`);
+  if (!isBenchName(which)) throw new ConfigError(`unknown benchmark '${which}' (one of ${names}; braid bench --help)`);
+  return runNamed(which, rest, io);
+}
+
+/** Each benchmark by name; a mapped type, so RUN[name] takes exactly BenchValues<name>. */
+const RUN: { [N in BenchName]: (values: BenchValues<N>) => void | Promise<void> } = {
+  kernels: benchKernelsCmd,
+  decode: benchDecode,
+  grammar: async (v) => (await import('./bench-grammar.ts')).benchGrammar(v),
+  valve: async (v) => (await import('./bench-valve.ts')).benchValve(v),
+  train: async (v) => (await import('./bench-train.ts')).benchTrain(v),
+  finetune: async (v) => (await import('./bench-finetune.ts')).benchFinetune(v),
+  moa: async (v) => (await import('./bench-moa.ts')).benchMoa(v),
+};
+
+async function runNamed<N extends BenchName>(name: N, args: readonly string[], io: BenchIo): Promise<number> {
+  const parsed = parseBenchArgs(name, args);
+  if (parsed.help) {
+    io.out(benchNameHelp(name));
+    return 0;
+  }
+  await RUN[name](parsed.values);
+  return 0;
 }

@@ -1,9 +1,11 @@
 /**
  * The `braid` command: serve, init, train, convert, bench, --help, --version. Returns an exit code
- * instead of calling process.exit so it can be driven from tests; bad
- * arguments are exit code 2 with a message on stderr.
+ * instead of calling process.exit so it can be driven from tests. Bad
+ * arguments (a ConfigError) are exit code 2 and a runtime failure is exit
+ * code 1, each with one message on stderr, `braid <command>: ...`, never a
+ * stack trace.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { checkModelFiles, ConfigError, PACKAGE_ROOT, parseServeArgs, SERVE_HELP } from './config.ts';
@@ -16,7 +18,9 @@ Usage:
   braid init <out.gguf> [flags]     write a randomly initialised model (braid init --help)
   braid train [flags]               train a model, checkpointed and resumable (braid train --help)
   braid convert <hf-dir> <out.gguf> import a Hugging Face MoA / Chimera 5.1 checkpoint (braid convert --help)
-  braid bench <kernels|decode> ...  run a benchmark (scripts/bench.ts)
+  braid bench <name> [options]      run a benchmark: kernels, decode, grammar, valve, train, finetune
+                                    or moa (braid bench --help)
+  braid help <command>              a command's help
   braid --help | --version
 `;
 
@@ -25,16 +29,26 @@ export interface Io {
   err: (s: string) => void;
 }
 
+const COMMANDS: readonly string[] = ['serve', 'init', 'train', 'convert', 'bench'];
+
 const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
 
 export async function main(argv: readonly string[], io: Io = stdio): Promise<number> {
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      case 'help':
+        // `braid help serve` is `braid serve --help`.
+        if (rest[0] === undefined) {
+          io.out(USAGE);
+          return 0;
+        }
+        if (COMMANDS.includes(rest[0])) return await main([rest[0], '--help'], io);
+        io.err(`braid help: unknown command '${rest[0]}' (one of ${COMMANDS.join(', ')})\n`);
+        return 2;
       case undefined:
       case '--help':
       case '-h':
-      case 'help':
         io.out(USAGE);
         return 0;
       case '--version':
@@ -66,7 +80,7 @@ export async function main(argv: readonly string[], io: Io = stdio): Promise<num
     }
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.err(`braid: ${err.message}\n`);
+      io.err(`braid ${command}: ${err.message}\n`);
       return 2;
     }
     throw err;
@@ -81,9 +95,19 @@ async function serveCommand(args: readonly string[], io: Io): Promise<number> {
   }
   const config = parsed.config;
   checkModelFiles(config);
+  for (const file of config.models) if (statSync(file).isDirectory()) throw new ConfigError(`--model: ${file} is a directory, not a GGUF file`);
+  let dataDir = config.dataDir; // it is created when missing: its nearest existing ancestor must be a directory
+  while (!existsSync(dataDir)) dataDir = path.dirname(dataDir);
+  if (!statSync(dataDir).isDirectory()) throw new ConfigError(`--data-dir: ${config.dataDir}: ${dataDir} is not a directory`);
   // Imported here so --help and config errors never load the native library.
   const { startServer } = await import('./serve.ts');
-  const server = await startServer(config);
+  let server: Awaited<ReturnType<typeof startServer>>;
+  try {
+    server = await startServer(config);
+  } catch (err) {
+    io.err(`braid serve: ${startFailure(err, config)}\n`);
+    return 1;
+  }
   io.out(`braid ${VERSION} listening on ${server.url}\n`);
   io.out(`models: ${server.engine.models().map((m) => `${m.info.id} (${m.info.provenance})`).join(', ')}\n`);
   io.out(`system: ${JSON.stringify(server.engine.systemInfo())}\n`);
@@ -109,8 +133,26 @@ async function serveCommand(args: readonly string[], io: Io): Promise<number> {
   return 0;
 }
 
+/** Why the server did not start, naming the address for a listen error (model errors name their file). */
+function startFailure(err: unknown, config: { host: string; port: number }): string {
+  const field = (name: string): string => (typeof err === 'object' && err !== null && name in err ? String((err as Record<string, unknown>)[name]) : '');
+  // Only errors of binding the socket: an EACCES reading a model file is its own message.
+  const code = field('syscall') === 'listen' || field('syscall') === 'getaddrinfo' ? field('code') : '';
+  const address = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  const listen: Readonly<Record<string, string>> = {
+    EADDRINUSE: 'the port is in use (pass another --port, or --port 0 for a free one)',
+    EACCES: 'permission denied (ports below 1024 need privileges)',
+    EADDRNOTAVAIL: 'the address is not one of this machine\'s (--host)',
+    ENOTFOUND: 'the host name does not resolve (--host)',
+    EAI_AGAIN: 'the host name does not resolve (--host)',
+  };
+  const reason = listen[code];
+  if (reason !== undefined) return `cannot listen on ${address}: ${reason}`;
+  return err instanceof Error ? err.message : String(err);
+}
+
 interface BenchModule {
-  runBench: (args: string[]) => unknown;
+  runBench: (args: string[], io: Io) => unknown;
 }
 
 function isBenchModule(m: unknown): m is BenchModule {
@@ -120,14 +162,21 @@ function isBenchModule(m: unknown): m is BenchModule {
 async function benchCommand(args: readonly string[], io: Io): Promise<number> {
   const file = path.join(PACKAGE_ROOT, 'scripts', 'bench.ts');
   if (!existsSync(file)) {
-    io.err(`braid: the benchmarks are not available: ${file} is missing\n`);
+    io.err(`braid bench: the benchmarks are not available: ${file} is missing\n`);
     return 1;
   }
   const mod: unknown = await import(pathToFileURL(file).href);
   if (!isBenchModule(mod)) {
-    io.err(`braid: ${file} does not export runBench(args)\n`);
+    io.err(`braid bench: ${file} does not export runBench(args, io)\n`);
     return 1;
   }
-  const result = await mod.runBench([...args]);
-  return typeof result === 'number' ? result : 0;
+  try {
+    const result = await mod.runBench([...args], io);
+    return typeof result === 'number' ? result : 0;
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    // A benchmark that fails (a missing C binary, a native error): the message, not a stack.
+    io.err(`braid bench: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
 }

@@ -85,7 +85,7 @@ export async function convertCommand(args: readonly string[], io: Io): Promise<n
   }
   const plan = parsed.plan;
   if (existsSync(plan.output) && !plan.force) {
-    io.err(`braid: ${plan.output} already exists; pass --force to overwrite it\n`);
+    io.err(`braid convert: ${plan.output} already exists; pass --force to overwrite it\n`);
     return 1;
   }
   // Imported here so `braid convert --help` and argument errors load nothing heavy.

@@ -60,6 +60,27 @@ export interface InitPlan {
 
 export type ParsedInitArgs = { help: true } | { help: false; plan: InitPlan };
 
+/** The flags that errors name: braid init's own, or braid train's --init-* ones. */
+export interface InitFlagNames {
+  preset: string;
+  config: string;
+  seed: string;
+}
+
+const INIT_FLAGS: InitFlagNames = { preset: '--preset', config: '--config', seed: '--seed' };
+
+/** What an init plan is built from: the flags' values (strings where the user typed them). */
+export interface InitRequest {
+  out: string;
+  preset: string | undefined;
+  /** Absolute path of the JSON overrides. */
+  configFile: string | undefined;
+  seed: string | undefined;
+  vocab?: string | undefined;
+  name?: string | undefined;
+  tokenizer?: string | undefined;
+}
+
 /** Parses and validates `braid init` arguments; reads the config and tokenizer files. Throws ConfigError. */
 export function parseInitArgs(argv: readonly string[], cwd: string = process.cwd()): ParsedInitArgs {
   let values;
@@ -73,13 +94,29 @@ export function parseInitArgs(argv: readonly string[], cwd: string = process.cwd
   if (positionals.length !== 1) {
     throw new ConfigError(`init: expected exactly one output file, got ${positionals.length}\nRun 'braid init --help' for the flags.`);
   }
-  const out = path.resolve(cwd, positionals[0]!);
+  const plan = planInit({
+    out: path.resolve(cwd, positionals[0]!),
+    preset: values.preset,
+    configFile: values.config === undefined ? undefined : path.resolve(cwd, values.config),
+    seed: values.seed,
+    vocab: values.vocab,
+    name: values.name,
+    tokenizer: values.tokenizer === undefined ? undefined : path.resolve(cwd, values.tokenizer),
+  });
+  return { help: false, plan: { ...plan, force: values.force === true } };
+}
 
-  const presetName = values.preset ?? 'tiny';
+/**
+ * Validates an init request into a plan (force off); reads the config and
+ * tokenizer files. `flags` names the flags in errors, so `braid train --init`
+ * reports --init / --init-config / --init-seed. Throws ConfigError.
+ */
+export function planInit(r: InitRequest, flags: InitFlagNames = INIT_FLAGS): InitPlan {
+  const presetName = r.preset ?? 'tiny';
   const preset = PRESETS[presetName];
-  if (preset === undefined) throw new ConfigError(`--preset: '${presetName}' is not one of ${Object.keys(PRESETS).join(', ')}`);
+  if (preset === undefined) throw new ConfigError(`${flags.preset}: '${presetName}' is not one of ${Object.keys(PRESETS).join(', ')}`);
 
-  const tokenizerPath = values.tokenizer === undefined ? DEFAULT_TOKENIZER_PATH : path.resolve(cwd, values.tokenizer);
+  const tokenizerPath = r.tokenizer ?? DEFAULT_TOKENIZER_PATH;
   let tokenizer: TokenizerSpec;
   try {
     tokenizer = readTokenizerSpec(tokenizerPath);
@@ -87,10 +124,10 @@ export function parseInitArgs(argv: readonly string[], cwd: string = process.cwd
     throw new ConfigError(`--tokenizer: cannot read ${tokenizerPath}: ${err instanceof Error ? err.message : String(err)}`);
   }
 
-  let config: ChimeraConfig = { ...preset(tokenizer.tokens.length), name: path.basename(out).replace(/\.gguf$/i, '') };
-  if (values.config !== undefined) config = applyConfigFile(config, path.resolve(cwd, values.config));
-  if (values.vocab !== undefined) config.vocabSize = integer('--vocab', values.vocab, 1, 2 ** 31 - 1);
-  if (values.name !== undefined) config.name = values.name;
+  let config: ChimeraConfig = { ...preset(tokenizer.tokens.length), name: path.basename(r.out).replace(/\.gguf$/i, '') };
+  if (r.configFile !== undefined) config = applyConfigFile(config, r.configFile, flags.config);
+  if (r.vocab !== undefined) config.vocabSize = parseIntegerFlag('--vocab', r.vocab, 1, 2 ** 31 - 1);
+  if (r.name !== undefined) config.name = r.name;
   if (config.vocabSize < tokenizer.tokens.length) {
     throw new ConfigError(
       `vocabSize ${config.vocabSize} is smaller than the tokenizer "${tokenizer.name}" (${tokenizer.tokens.length} tokens); ` +
@@ -102,8 +139,8 @@ export function parseInitArgs(argv: readonly string[], cwd: string = process.cwd
   } catch (err) {
     throw new ConfigError(err instanceof Error ? err.message : String(err));
   }
-  const seed = values.seed === undefined ? 1 : integer('--seed', values.seed, 0, 2 ** 32 - 1);
-  return { help: false, plan: { out, config, seed, tokenizer, force: values.force === true } };
+  const seed = r.seed === undefined ? 1 : parseIntegerFlag(flags.seed, r.seed, 0, 2 ** 32 - 1);
+  return { out: r.out, config, seed, tokenizer, force: false };
 }
 
 /** ChimeraConfig's optional blocks and their JSON kinds (a preset like tiny leaves them out). */
@@ -123,14 +160,14 @@ const OPTIONAL_BLOCKS: Readonly<Record<string, string>> = {
  * make a hybrid from any preset; anything else is an error that names it.
  * validateChimeraConfig checks the blocks' contents afterwards.
  */
-function applyConfigFile(base: ChimeraConfig, file: string): ChimeraConfig {
+function applyConfigFile(base: ChimeraConfig, file: string, flag: string): ChimeraConfig {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`--config: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new ConfigError(`${flag}: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`--config: ${file} must hold a JSON object`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${flag}: ${file} must hold a JSON object`);
   const known = base as unknown as Record<string, unknown>;
   const errors: string[] = [];
   const merged: Record<string, unknown> = { ...known };
@@ -147,7 +184,7 @@ function applyConfigFile(base: ChimeraConfig, file: string): ChimeraConfig {
     }
     merged[key] = value;
   }
-  if (errors.length > 0) throw new ConfigError(`--config ${file}:\n  ${errors.join('\n  ')}`);
+  if (errors.length > 0) throw new ConfigError(`${flag} ${file}:\n  ${errors.join('\n  ')}`);
   return merged as unknown as ChimeraConfig;
 }
 
@@ -157,8 +194,9 @@ function kindOf(v: unknown): string {
   return typeof v;
 }
 
-function integer(flag: string, raw: string, min: number, max: number): number {
-  const n = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
+/** A decimal integer in [min, max] ("0x10", "1e3", "" and "-1" are refused); braid train's integer flags use it too. */
+export function parseIntegerFlag(flag: string, raw: string, min: number, max: number): number {
+  const n = /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`${flag}: expected an integer from ${min} to ${max}, got '${raw}'`);
   return n;
 }
@@ -167,13 +205,26 @@ const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** Writes the file of a parsed plan and reports what was written. */
 export async function runInit(plan: InitPlan, io: Io): Promise<number> {
+  // A directory is never a model file, --force or not (checked first: it "exists" too).
+  if (existsSync(plan.out) && statSync(plan.out).isDirectory()) throw new ConfigError(`${plan.out} is a directory; name the .gguf file to write`);
   if (existsSync(plan.out) && !plan.force) {
-    io.err(`braid: ${plan.out} already exists; pass --force to overwrite it\n`);
+    io.err(`braid init: ${plan.out} already exists; pass --force to overwrite it\n`);
+    return 1;
+  }
+  const dir = path.dirname(plan.out);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    io.err(`braid init: cannot write ${plan.out}: ${existsSync(dir) ? `${dir} is not a directory` : `the directory ${dir} does not exist`}\n`);
     return 1;
   }
   const c = plan.config;
   const started = performance.now();
-  await writeRandomChimera(plan.out, c, plan.seed, { tokenizer: plan.tokenizer });
+  try {
+    await writeRandomChimera(plan.out, c, plan.seed, { tokenizer: plan.tokenizer });
+  } catch (err) {
+    // The write is atomic: a failure leaves no file (and no temp file) behind.
+    io.err(`braid init: cannot write ${plan.out}: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
   const seconds = (performance.now() - started) / 1000;
   const file = await readGguf(plan.out);
   const tensorBytes = file.tensors.reduce((a, t) => a + (t.byteSize ?? 0), 0);

@@ -10,18 +10,17 @@
  * Exit codes: 0 done (model exported), 1 a failure while training, 2 bad
  * arguments, 130 stopped by Ctrl-C / SIGTERM after saving a checkpoint.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readGguf } from '../engine/gguf/reader.ts';
-import { writeRandomChimera } from '../engine/model-init/init-chimera.ts';
 import { writeFileAtomic } from '../engine/training/atomic-file.ts';
 import { listCheckpoints } from '../engine/training/checkpoint.ts';
 import { exportModel, modelFingerprint } from '../engine/training/export-model.ts';
 import { Progress } from '../engine/training/progress.ts';
 import {
   configHash,
+  DATA_FILES_RECIPE,
   mergeConfigLayers,
   parseTrainConfig,
   planRun,
@@ -34,7 +33,8 @@ import {
 import { runDirPaths, runTrainLoop } from '../engine/training/train-loop.ts';
 import type { Io } from './cli.ts';
 import { ConfigError } from './config.ts';
-import { parseInitArgs } from './init-command.ts';
+import { parseIntegerFlag } from './init-command.ts';
+import { checkDataFiles, checkOut, checkStart, writeStart } from './train-preflight.ts';
 
 export const TRAIN_HELP = `Usage: braid train [--config run.json] [flags]
 
@@ -119,27 +119,58 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const;
 
-/** Numeric flag → config field; the value is parsed here so a typo names its flag. */
-const NUMERIC: Readonly<Record<string, string>> = {
-  steps: 'steps',
-  tokens: 'tokens',
-  batch: 'batch',
-  'seq-len': 'seqLen',
-  'micro-batch': 'microBatch',
+/** Integer flag → config field and range; parsed here so a typo ("0x10", "1e0", "") names its flag. */
+const INTEGER: Readonly<Record<string, readonly [field: string, min: number, max: number]>> = {
+  steps: ['steps', 1, Number.MAX_SAFE_INTEGER],
+  tokens: ['tokens', 1, Number.MAX_SAFE_INTEGER],
+  batch: ['batch', 1, Number.MAX_SAFE_INTEGER],
+  'seq-len': ['seqLen', 1, Number.MAX_SAFE_INTEGER],
+  'micro-batch': ['microBatch', 1, Number.MAX_SAFE_INTEGER],
+  warmup: ['warmup', 0, Number.MAX_SAFE_INTEGER],
+  'eval-interval': ['evalInterval', 0, Number.MAX_SAFE_INTEGER],
+  'eval-tokens': ['evalTokens', 1, Number.MAX_SAFE_INTEGER],
+  'checkpoint-interval': ['checkpointInterval', 0, Number.MAX_SAFE_INTEGER],
+  seed: ['seed', 0, 2 ** 32 - 1],
+  threads: ['threads', 1, 1024],
+};
+
+/** Decimal flag → config field; the range is the schema's (its message names the flag too). */
+const DECIMAL: Readonly<Record<string, string>> = {
   lr: 'lr',
-  warmup: 'warmup',
   'min-lr-ratio': 'minLrRatio',
   beta1: 'beta1',
   beta2: 'beta2',
   eps: 'eps',
   'weight-decay': 'weightDecay',
   clip: 'clip',
-  'eval-interval': 'evalInterval',
-  'eval-tokens': 'evalTokens',
-  'checkpoint-interval': 'checkpointInterval',
-  seed: 'seed',
-  threads: 'threads',
 };
+
+/** A plain decimal like 3e-3 or 0.9; Number() alone would take "0x10", "" and " ". */
+function parseDecimalFlag(flag: string, raw: string): number {
+  if (!/^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(raw)) throw new ConfigError(`${flag}: expected a number, got '${raw}'`);
+  return Number(raw);
+}
+
+/**
+ * `--steps -1` → `--steps=-1`: parseArgs takes a value starting with "-" for
+ * a flag and calls it ambiguous; joined, it reaches the range check instead.
+ */
+function joinNegativeValues(argv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const next = argv[i + 1];
+    const name = arg.startsWith('--') ? arg.slice(2) : undefined;
+    const takesValue = name !== undefined && Object.hasOwn(OPTIONS, name) && OPTIONS[name as keyof typeof OPTIONS].type === 'string';
+    if (takesValue && next !== undefined && /^-(\d|\.\d)/.test(next)) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
 
 export interface TrainArgs {
   config: TrainConfig;
@@ -164,19 +195,21 @@ function readJsonObject(file: string, what: string): RawConfig {
 export function parseTrainArgs(argv: readonly string[], cwd: string = process.cwd()): ParsedTrainArgs {
   let values;
   try {
-    ({ values } = parseArgs({ args: [...argv], options: OPTIONS, strict: true, allowPositionals: false }));
+    ({ values } = parseArgs({ args: joinNegativeValues(argv), options: OPTIONS, strict: true, allowPositionals: false }));
   } catch (err) {
     throw new ConfigError(`${err instanceof Error ? err.message : String(err)}\nRun 'braid train --help' for the flags.`);
   }
   if (values.help === true) return { help: true };
 
   const flags: RawConfig = {};
-  for (const [flag, field] of Object.entries(NUMERIC)) {
-    const raw = (values as Record<string, unknown>)[flag];
-    if (typeof raw !== 'string') continue;
-    const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`--${flag}: expected a number, got '${raw}'`);
-    flags[field] = n;
+  const given = values as Record<string, unknown>;
+  for (const [flag, [field, min, max]] of Object.entries(INTEGER)) {
+    const raw = given[flag];
+    if (typeof raw === 'string') flags[field] = parseIntegerFlag(`--${flag}`, raw, min, max);
+  }
+  for (const [flag, field] of Object.entries(DECIMAL)) {
+    const raw = given[flag];
+    if (typeof raw === 'string') flags[field] = parseDecimalFlag(`--${flag}`, raw);
   }
   for (const [flag, field] of [['base', 'base'], ['recipe', 'recipe'], ['out', 'out'], ['name', 'name'], ['run-dir', 'runDir']] as const) {
     const v = values[flag];
@@ -188,11 +221,7 @@ export function parseTrainArgs(argv: readonly string[], cwd: string = process.cw
     const init: RawConfig = {};
     if (values.init !== undefined) init.preset = values.init;
     if (values['init-config'] !== undefined) init.config = values['init-config'];
-    if (values['init-seed'] !== undefined) {
-      const n = Number(values['init-seed']);
-      if (!Number.isFinite(n)) throw new ConfigError(`--init-seed: expected a number, got '${values['init-seed']}'`);
-      init.seed = n;
-    }
+    if (values['init-seed'] !== undefined) init.seed = parseIntegerFlag('--init-seed', values['init-seed'], 0, 2 ** 32 - 1);
     flags.init = init;
   }
 
@@ -210,6 +239,8 @@ export function parseTrainArgs(argv: readonly string[], cwd: string = process.cw
     const saved = runDir !== undefined ? runDirPaths(runDir).config : undefined;
     if (saved !== undefined && existsSync(saved)) layers.unshift(readJsonObject(saved, '--resume'));
     else if (runDir === undefined) throw new ConfigError('--resume needs --run-dir (or --out / --name to find runs/<name>)');
+    // No saved config: --resume starts the run (see --help), which needs the run's flags.
+    else if (top.out === undefined) throw new ConfigError(`--resume: nothing to resume in ${runDir} (no config.json); to start a run there, give --out and the model flags`);
   }
   try {
     const config = parseTrainConfig(mergeConfigLayers(layers), cwd, values.config ?? 'flags');
@@ -225,32 +256,10 @@ function defaultRunDir(c: RawConfig, cwd: string): string | undefined {
   return name === undefined ? undefined : path.resolve(cwd, 'runs', name);
 }
 
-/**
- * The GGUF the trainer opens: the base model, or the run's random init,
- * written at the start of a run (replacing any left by a run that never
- * checkpointed) and reused on resume.
- */
-async function startingModel(c: TrainConfig, resume: boolean, io: Io): Promise<string> {
-  const m = c.model;
-  if (m.kind === 'base') {
-    if (!existsSync(m.path)) throw new ConfigError(`--base: ${m.path} does not exist`);
-    return m.path;
-  }
-  const file = path.join(c.runDir, 'init.gguf');
-  if (resume && existsSync(file)) return file;
-  const argv = [file, '--preset', m.preset, '--seed', String(m.seed), '--name', `${c.name}-init`];
-  if (m.configFile !== undefined) argv.push('--config', m.configFile);
-  const parsed = parseInitArgs(argv);
-  if (parsed.help) throw new ConfigError('init: unexpected --help');
-  const plan = parsed.plan;
-  await writeRandomChimera(file, plan.config, plan.seed, { tokenizer: plan.tokenizer });
-  io.out(`wrote the initial model ${file} (${m.preset}, seed ${m.seed})\n`);
-  return file;
-}
-
 export async function runTrain(args: TrainArgs, io: Io, isTTY = false): Promise<number> {
   const c = args.config;
   const paths = runDirPaths(c.runDir);
+  checkOut(c.out);
   if (!args.resume) {
     const existing = await listCheckpoints(paths.checkpoints);
     if (existing.length > 0) {
@@ -258,17 +267,30 @@ export async function runTrain(args: TrainArgs, io: Io, isTTY = false): Promise<
     }
     if (existsSync(c.out) && !args.force) throw new ConfigError(`${c.out} already exists; pass --force to replace it, or another --out`);
   }
-  await mkdir(c.runDir, { recursive: true });
-  await mkdir(path.dirname(c.out), { recursive: true });
+  if (existsSync(c.runDir) && !statSync(c.runDir).isDirectory()) throw new ConfigError(`--run-dir: ${c.runDir} is not a directory`);
 
   // Imported here so --help and config errors never load the native library or the corpora.
   const { initLibrary } = await import('../engine/binding/library.ts');
   const { NativeTrainer } = await import('../engine/training/native-trainer.ts');
-  const { openTrainingData } = await import('../engine/training/data-source.ts');
+  const { openTrainingData, RECIPES } = await import('../engine/training/data-source.ts');
+  const { readDataFile } = await import('../engine/training/data/index.ts');
 
+  // Everything an argument decides is checked before the first write (run dir, init model, config.json).
+  if (c.recipe !== DATA_FILES_RECIPE && !RECIPES.includes(c.recipe)) {
+    throw new ConfigError(`--recipe: unknown recipe "${c.recipe}" (built in: ${RECIPES.join(', ')}; or train on files with --data)`);
+  }
+  if (c.recipe === DATA_FILES_RECIPE && c.steps === undefined && c.tokens === undefined) {
+    throw new ConfigError('--data: data files have no length of their own: give --steps or --tokens');
+  }
+  checkDataFiles(c.data, '--data', readDataFile);
+  checkDataFiles(c.evalData, '--eval-data', readDataFile);
+  const start = await checkStart(c, args.resume);
+
+  await mkdir(c.runDir, { recursive: true });
+  await mkdir(path.dirname(c.out), { recursive: true });
   const threads = initLibrary(c.threads);
-  const modelPath = await startingModel(c, args.resume, io);
-  const model = await readGguf(modelPath);
+  const modelPath = start.path;
+  const model = await writeStart(start, io);
   const data = await openTrainingData({
     recipe: c.recipe,
     files: c.data,
@@ -283,7 +305,8 @@ export async function runTrain(args: TrainArgs, io: Io, isTTY = false): Promise<
   });
   const plan = planRun(c, data.totalSteps);
   const hash = configHash(c, plan, modelFingerprint(model), data.fingerprint);
-  await writeFileAtomic(paths.config, `${JSON.stringify(toConfigInput(c), null, 2)}\n`);
+  // Saved by the loop once a resume's checkpoint is known to match this config (a refused resume keeps the run's own).
+  const saveConfig = (): Promise<void> => writeFileAtomic(paths.config, `${JSON.stringify(toConfigInput(c), null, 2)}\n`);
 
   const trainer = NativeTrainer.open(modelPath);
   const stop = new AbortController();
@@ -318,6 +341,7 @@ export async function runTrain(args: TrainArgs, io: Io, isTTY = false): Promise<
       signal: stop.signal,
       progress,
       plotTitle: `${c.name}: ${c.recipe}, ${plan.totalSteps} steps`,
+      onStart: saveConfig,
     });
     if (result.status === 'stopped') {
       io.out(`stopped at step ${result.step}/${plan.totalSteps}; checkpoint ${result.checkpoint ?? '(none)'}\n`);

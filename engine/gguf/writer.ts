@@ -208,53 +208,57 @@ export async function writeGguf(path: string, input: GgufWriteInput): Promise<vo
   const { header, sizes } = encodeHeader(input);
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   const fh = await open(tmp, 'w');
-  let ok = false;
+  let renamed = false;
   try {
-    // Coalesce small chunks into large writes; big chunks go straight through.
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    const flush = async () => {
-      if (pendingBytes === 0) return;
-      const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
-      let done = 0;
-      while (done < buf.byteLength) {
-        const { bytesWritten } = await fh.write(buf, done, buf.byteLength - done);
-        done += bytesWritten;
-      }
-      pending = [];
-      pendingBytes = 0;
-    };
-    const emit = async (b: Uint8Array) => {
-      if (b.byteLength === 0) return;
-      // Small chunks are copied (producers may reuse their buffer after yielding);
-      // large ones are written before emit returns, so no copy is needed.
-      pending.push(b.byteLength >= FLUSH_BYTES ? b : new Uint8Array(b));
-      pendingBytes += b.byteLength;
-      if (pendingBytes >= FLUSH_BYTES || b.byteLength >= FLUSH_BYTES) await flush();
-    };
+    try {
+      // Coalesce small chunks into large writes; big chunks go straight through.
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const flush = async () => {
+        if (pendingBytes === 0) return;
+        const buf = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes);
+        let done = 0;
+        while (done < buf.byteLength) {
+          const { bytesWritten } = await fh.write(buf, done, buf.byteLength - done);
+          done += bytesWritten;
+        }
+        pending = [];
+        pendingBytes = 0;
+      };
+      const emit = async (b: Uint8Array) => {
+        if (b.byteLength === 0) return;
+        // Small chunks are copied (producers may reuse their buffer after yielding);
+        // large ones are written before emit returns, so no copy is needed.
+        pending.push(b.byteLength >= FLUSH_BYTES ? b : new Uint8Array(b));
+        pendingBytes += b.byteLength;
+        if (pendingBytes >= FLUSH_BYTES || b.byteLength >= FLUSH_BYTES) await flush();
+      };
 
-    await emit(header);
-    for (let i = 0; i < input.tensors.length; i++) {
-      const t = input.tensors[i]!;
-      const size = sizes[i]!;
-      let got = 0;
-      for await (const chunk of chunksOf(t.data)) {
-        got += chunk.byteLength;
-        if (got > size) throw new Error(`tensor "${t.name}": data is longer than its ${size} bytes`);
-        await emit(chunk);
+      await emit(header);
+      for (let i = 0; i < input.tensors.length; i++) {
+        const t = input.tensors[i]!;
+        const size = sizes[i]!;
+        let got = 0;
+        for await (const chunk of chunksOf(t.data)) {
+          got += chunk.byteLength;
+          if (got > size) throw new Error(`tensor "${t.name}": data is longer than its ${size} bytes`);
+          await emit(chunk);
+        }
+        if (got !== size) throw new Error(`tensor "${t.name}": got ${got} bytes of data, expected ${size}`);
+        const pad = (ALIGNMENT - (size % ALIGNMENT)) % ALIGNMENT;
+        if (pad) await emit(new Uint8Array(pad));
       }
-      if (got !== size) throw new Error(`tensor "${t.name}": got ${got} bytes of data, expected ${size}`);
-      const pad = (ALIGNMENT - (size % ALIGNMENT)) % ALIGNMENT;
-      if (pad) await emit(new Uint8Array(pad));
+      await flush();
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
-    await flush();
-    await fh.sync();
-    ok = true;
+    await rename(tmp, path);
+    renamed = true;
   } finally {
-    await fh.close();
-    if (!ok) await rm(tmp, { force: true });
+    // Any failure, the rename's included (the target is a directory, say), removes the temp file.
+    if (!renamed) await rm(tmp, { force: true });
   }
-  await rename(tmp, path);
   // Make the rename itself durable.
   const dir = await open(dirname(path), 'r');
   try {

@@ -32,23 +32,27 @@ export async function writeFileAtomic(path: string, parts: Uint8Array | string |
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}${TEMP_SUFFIX}`);
   const fh = await open(tmp, 'w');
-  let ok = false;
+  let renamed = false;
   try {
-    for (const part of list as readonly (Uint8Array | string)[]) {
-      const buf = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
-      let done = 0;
-      while (done < buf.byteLength) {
-        const { bytesWritten } = await fh.write(buf, done, buf.byteLength - done);
-        done += bytesWritten;
+    try {
+      for (const part of list as readonly (Uint8Array | string)[]) {
+        const buf = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+        let done = 0;
+        while (done < buf.byteLength) {
+          const { bytesWritten } = await fh.write(buf, done, buf.byteLength - done);
+          done += bytesWritten;
+        }
       }
+      await fh.sync();
+    } finally {
+      await fh.close();
     }
-    await fh.sync();
-    ok = true;
+    await rename(tmp, path);
+    renamed = true;
   } finally {
-    await fh.close();
-    if (!ok) await rm(tmp, { force: true });
+    // Any failure, the rename's included (the target is a directory, say), removes the temp file.
+    if (!renamed) await rm(tmp, { force: true });
   }
-  await rename(tmp, path);
   await fsyncDir(dir);
 }
 

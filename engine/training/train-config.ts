@@ -26,7 +26,7 @@ const InitSchema = z.strictObject({
   /** `braid init --config`: a JSON file of preset overrides. */
   config: z.string().min(1).optional(),
   /** `braid init --seed`: the initial weights' seed (default: the training seed). */
-  seed: nonNegInt.optional(),
+  seed: nonNegInt.max(2 ** 32 - 1).optional(),
 });
 
 export const TrainConfigSchema = z
@@ -136,11 +136,26 @@ export class TrainConfigError extends Error {
   override readonly name = 'TrainConfigError';
 }
 
-/** "field: message" per issue, one per line; never zod's raw JSON. */
+/** A config field's flag: seqLen → --seq-len, init.seed → --init-seed, init.preset → --init, data.0 → --data. */
+function flagOf(where: readonly PropertyKey[]): string {
+  const [field, sub] = where;
+  const kebab = (k: string): string => k.replace(/[A-Z]/g, (ch) => `-${ch.toLowerCase()}`);
+  if (field === 'init' && (sub === 'config' || sub === 'seed')) return `--init-${sub}`;
+  return `--${kebab(String(field))}`;
+}
+
+/**
+ * "--flag: message" per issue, one per line; never zod's raw JSON. With a
+ * config file the value came from the file or a flag, so both are named:
+ * "seqLen (--seq-len): ...".
+ */
 function formatIssues(error: z.ZodError, source: string): string {
   const lines = error.issues.map((i) => {
-    const where = i.path.length > 0 ? i.path.map(String).join('.') : '(config)';
     if (i.code === 'unrecognized_keys') return `${i.keys.map((k) => `"${k}"`).join(', ')}: unknown field (known: ${Object.keys(TrainConfigSchema.shape).join(', ')})`;
+    if (i.path.length === 0) return `(config): ${i.message}`;
+    const where = source === 'flags' ? flagOf(i.path) : `${i.path.map(String).join('.')} (${flagOf(i.path)})`;
+    // zod says "Invalid input: expected string, received undefined" for a missing field.
+    if (i.code === 'invalid_type' && /received undefined$/.test(i.message)) return `${where} is required`;
     return `${where}: ${i.message}`;
   });
   return `invalid training config (${source}):\n  ${lines.join('\n  ')}`;

@@ -100,6 +100,12 @@ export interface TrainLoopOptions {
   say?: (line: string) => void;
   plotTitle?: string;
   now?: () => number;
+  /**
+   * Called once the starting point is settled (a new run, or a checkpoint
+   * whose config hash matches), before the first step. `braid train` saves the
+   * run's config.json here, so a refused resume leaves the saved config alone.
+   */
+  onStart?: () => Promise<void>;
 }
 
 export interface TrainLoopResult {
@@ -211,6 +217,7 @@ export async function runTrainLoop(o: TrainLoopOptions): Promise<TrainLoopResult
     }
     log = await MetricsLog.create(paths.metrics);
   }
+  await o.onStart?.();
 
   trainer.setAdamW({ beta1: s.beta1, beta2: s.beta2, eps: s.eps, weightDecay: s.weightDecay, clip: s.clip });
   const sessionStart = now();

@@ -2,7 +2,7 @@
  * `braid init` end to end: a small config file in, a GGUF out that the real
  * engine loads and runs; refusal to overwrite; readable config errors.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -125,5 +125,26 @@ describe('braid init', () => {
     expect(help.code).toBe(0);
     expect(help.out).toMatch(/--preset <tiny\|seed-base>/);
     expect((await braid('--help')).out).toMatch(/braid init <out.gguf>/);
+  });
+
+  it('refuses a directory as the output and reports a failed write in one line, leaving no file', async () => {
+    const folder = path.join(dir, 'a-folder');
+    mkdirSync(folder);
+    for (const args of [[folder], [folder, '--force']]) {
+      const r = await braid('init', ...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.err).toBe(`braid init: ${folder} is a directory; name the .gguf file to write\n`);
+    }
+    // Refused before writing: no temp file beside it (a failed rename used to leave one).
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    const missing = path.join(dir, 'no-such-dir', 'x.gguf');
+    const noDir = await braid('init', missing);
+    expect(noDir.code).toBe(1);
+    expect(noDir.err).toBe(`braid init: cannot write ${missing}: the directory ${path.dirname(missing)} does not exist\n`);
+
+    // A directory that takes no new files (Linux's /proc): the write itself fails, reported in one line.
+    const r = await braid('init', '/proc/braid-init-test.gguf');
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/^braid init: cannot write \/proc\/braid-init-test\.gguf: E[A-Z]+: [^\n]*\n$/);
   });
 });

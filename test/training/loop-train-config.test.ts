@@ -46,9 +46,9 @@ describe('train config', () => {
     }
     expect(message).toMatch(/^invalid training config \(run\.json\):/);
     expect(message).toMatch(/"stepz": unknown field \(known: .*steps/);
-    expect(message).toMatch(/lr: .*(>0|positive)/i);
-    expect(message).toMatch(/beta2: /);
-    expect(message).toMatch(/out: /);
+    expect(message).toMatch(/\n  lr \(--lr\): .*(>0|positive)/i);
+    expect(message).toMatch(/\n  beta2 \(--beta2\): /);
+    expect(message).toMatch(/\n  out \(--out\): /);
     expect(message).not.toMatch(/"code"|"path"/);
   });
 
@@ -59,7 +59,7 @@ describe('train config', () => {
     expect(() => parseTrainConfig({ init: 'tiny', out: 'x.gguf', recipe: 'default', data: ['a.txt'] }, base)).toThrow(/either a recipe or data files/);
     expect(() => parseTrainConfig({ init: 'tiny', out: 'x.gguf', batch: 4 }, base)).toThrow(/both "batch" and "seqLen"/);
     expect(() => parseTrainConfig({ init: 'tiny', out: 'x.gguf', steps: 10, warmup: 11 }, base)).toThrow(/warmup 11 exceeds steps 10/);
-    expect(() => parseTrainConfig({ init: 'tiny', out: 'x.gguf', steps: 2.5 }, base)).toThrow(/steps: /);
+    expect(() => parseTrainConfig({ init: 'tiny', out: 'x.gguf', steps: 2.5 }, base)).toThrow(/steps \(--steps\): /);
   });
 
   it('round-trips through the run dir config.json shape', () => {
