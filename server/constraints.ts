@@ -24,6 +24,8 @@ export interface ToolMode {
   grammar: Grammar;
   /** The answer must be tool calls (required / named); with "auto" it may be text. */
   forced: boolean;
+  /** Under "auto": calls, or a text answer in `answer` (a response_format) instead of free text. */
+  withAnswer(answer: Grammar): Grammar;
 }
 
 export function toolMode(tools: ToolInput[] | null | undefined, choice: ToolChoiceInput | null | undefined, parallel: boolean | null | undefined): ToolMode | null {
@@ -54,7 +56,11 @@ export function toolMode(tools: ToolInput[] | null | undefined, choice: ToolChoi
       throw e;
     }
   }
-  return { grammar: checked(toolCallGrammar(fns, c, parallel !== false), 'tools'), forced: c !== 'auto' };
+  return {
+    grammar: checked(toolCallGrammar(fns, c, parallel !== false), 'tools'),
+    forced: c !== 'auto',
+    withAnswer: (answer) => checked(toolCallGrammar(fns, c, parallel !== false, answer), 'response_format'),
+  };
 }
 
 /**

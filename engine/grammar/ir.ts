@@ -85,4 +85,26 @@ export class GrammarBuilder {
   build(root: string, key: string): Grammar {
     return { rules: this.rules, root, key };
   }
+
+  /**
+   * Copies another grammar's rules in under `prefix` (refs renamed to match, so
+   * its names cannot collide with this table's) and returns its root's new name.
+   */
+  include(g: Grammar, prefix: string): string {
+    const rename = (e: Expr): Expr => {
+      switch (e.k) {
+        case 'ref':
+          return ref(prefix + e.name);
+        case 'seq':
+        case 'alt':
+          return { k: e.k, items: e.items.map(rename) };
+        case 'repeat':
+          return { ...e, item: rename(e.item) };
+        default:
+          return e;
+      }
+    };
+    for (const [name, e] of g.rules) this.rules.set(prefix + name, rename(e));
+    return prefix + g.root;
+  }
 }

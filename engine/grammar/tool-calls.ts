@@ -4,7 +4,8 @@
  * (the Hermes / Qwen convention, which ChatML-trained models know), calls
  * separated by a newline when parallel calls are allowed. tool_choice picks
  * the grammar: "required" or a named function → calls only; "auto" → calls or
- * free text. parseToolCalls reads the calls back out of the text.
+ * free text, or calls or a text answer in a given grammar (a response_format
+ * beside the tools). parseToolCalls reads the calls back out of the text.
  */
 import { alt, empty, GrammarBuilder, lit, ref, repeat, seq, type Expr, type Grammar } from './ir.ts';
 import { SchemaCompiler } from './json-schema.ts';
@@ -25,9 +26,12 @@ const MAX_PARALLEL_CALLS = 8;
 
 /**
  * The grammar of an answer under tools. Throws SchemaError (via the schema
- * compiler) naming the function whose parameters cannot be enforced.
+ * compiler) naming the function whose parameters cannot be enforced. Under
+ * "auto", a text answer is any text not starting with the call marker, or
+ * `answer`'s language when given: it must not start with "<" (JSON never
+ * does), so the first byte still tells a call from an answer.
  */
-export function toolCallGrammar(tools: readonly ToolFunction[], choice: ToolChoice, parallel: boolean): Grammar {
+export function toolCallGrammar(tools: readonly ToolFunction[], choice: ToolChoice, parallel: boolean, answer?: Grammar): Grammar {
   const b = new GrammarBuilder();
   const offered = typeof choice === 'object' ? tools.filter((t) => t.name === choice.name) : [...tools];
   if (offered.length === 0) throw new Error('no tool to call');
@@ -39,10 +43,13 @@ export function toolCallGrammar(tools: readonly ToolFunction[], choice: ToolChoi
     return seq(lit(`${TOOL_CALL_OPEN}{"name": ${JSON.stringify(t.name)}, "arguments": `), ref(args), lit(`}${TOOL_CALL_CLOSE}`));
   });
   const call = b.define('tool:call', alt(...calls));
-  const answer = parallel ? seq(ref(call), repeat(seq(lit('\n'), ref(call)), 0, MAX_PARALLEL_CALLS - 1)) : ref(call);
-  let root = b.define('tool:calls', answer);
-  if (choice === 'auto') root = b.define('tool:auto', alt(ref(root), textNotStartingWith(TOOL_CALL_OPEN)));
-  const key = `tools:${JSON.stringify({ tools: offered, choice, parallel })}`;
+  const answerCalls = parallel ? seq(ref(call), repeat(seq(lit('\n'), ref(call)), 0, MAX_PARALLEL_CALLS - 1)) : ref(call);
+  let root = b.define('tool:calls', answerCalls);
+  if (choice === 'auto') {
+    const text = answer === undefined ? textNotStartingWith(TOOL_CALL_OPEN) : ref(b.include(answer, 'answer:'));
+    root = b.define('tool:auto', alt(ref(root), text));
+  }
+  const key = `tools:${JSON.stringify({ tools: offered, choice, parallel })}${choice === 'auto' && answer !== undefined ? `|answer:${answer.key}` : ''}`;
   return b.build(root, key);
 }
 

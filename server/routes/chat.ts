@@ -3,6 +3,7 @@
  * each), streamed chunk by chunk or collected into one response.
  */
 import { Hono } from 'hono';
+import type { Grammar } from '../../engine/grammar/ir.ts';
 import type { FinishReason, GenerationRequest, LoadedModel } from '../../engine/types.ts';
 import { invalidRequest } from '../errors.ts';
 import {
@@ -51,6 +52,21 @@ function rejectDeprecatedFunctions(body: ChatRequest): void {
   }
 }
 
+/**
+ * Tools beside a response_format, as OpenAI allows (agent frameworks send both
+ * when an agent has tools and a typed output): the answer is tool calls or
+ * JSON in the format. A required or named tool_choice leaves no text answer,
+ * so the format has nothing to shape there. The grammar extensions
+ * (grammar_mode, GBNF) could start like a call, so they stay exclusive.
+ */
+function toolsAndAnswer(body: ChatRequest, tools: ToolMode, output: Grammar): Grammar {
+  const extension = body.grammar !== null && body.grammar !== undefined ? 'grammar' : body.grammar_mode !== null && body.grammar_mode !== undefined ? 'grammar_mode' : null;
+  if (extension !== null) {
+    throw invalidRequest(`'tools' cannot be combined with '${extension}'; use response_format, or set tool_choice to 'none' to constrain a text answer.`, 'tools', 'unsupported_parameter');
+  }
+  return tools.forced ? tools.grammar : tools.withAnswer(output);
+}
+
 /** The per-choice engine request; everything but the seed is shared by the n choices. */
 function requestFactory(
   model: LoadedModel,
@@ -62,10 +78,7 @@ function requestFactory(
     throw invalidRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs');
   }
   const output = outputGrammar(body);
-  if (tools !== null && output !== undefined) {
-    throw invalidRequest("'tools' cannot be combined with response_format, grammar_mode or grammar; set tool_choice to 'none' to constrain a text answer.", 'tools', 'unsupported_parameter');
-  }
-  const grammar = tools?.grammar ?? output;
+  const grammar = tools === null ? output : output === undefined ? tools.grammar : toolsAndAnswer(body, tools, output);
   const promptTokens = chatPromptTokens(model, body.messages, true, tools === null ? null : (body.tools ?? null));
   const requested = body.max_completion_tokens ?? body.max_tokens;
   const param = body.max_completion_tokens !== null && body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';

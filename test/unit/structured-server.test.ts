@@ -280,6 +280,49 @@ describe('tool calls', () => {
     expect(prompt).toContain('<|im_start|>tool\n{"temp": 21}<|im_end|>');
   });
 
+  describe('tools beside a response_format (as agent frameworks send them)', () => {
+    const format = schemaFormat({ type: 'object', properties: { answer: { type: 'string', maxLength: 8 } }, required: ['answer'], additionalProperties: false });
+
+    it('auto: a call is still a call', async () => {
+      const { post } = setup({ script: () => '<tool_call>{"name": "get_time", "arguments": {}}</tool_call>' });
+      const body = await (await post('/v1/chat/completions', chat({ tools: [time], response_format: format, max_tokens: 80 }))).json();
+      expect(body.choices[0].finish_reason).toBe('tool_calls');
+      expect(body.choices[0].message.tool_calls.map((c: { function: { name: string } }) => c.function.name)).toEqual(['get_time']);
+    });
+
+    it('auto: a text answer is held to the format, streamed and not', async () => {
+      for (const stream of [false, true]) {
+        const { post } = setup({ script: () => 'the model would rather chat' });
+        const res = await post('/v1/chat/completions', chat({ tools: [time], response_format: format, max_tokens: 64, stream }));
+        expect(res.status).toBe(200);
+        const content = stream
+          ? (await sseChunks(res)).map((c) => (c.choices as { delta: { content?: string } }[])[0]?.delta.content ?? '').join('')
+          : (await res.json()).choices[0].message.content;
+        const value = JSON.parse(content);
+        expect(Object.keys(value)).toEqual(['answer']);
+        expect(value.answer.length).toBeLessThanOrEqual(8);
+      }
+    });
+
+    it('required: calls only (the format has no text to shape)', async () => {
+      const { post } = setup({ script: () => '{"answer": "x"}' });
+      const body = await (await post('/v1/chat/completions', chat({ tools: [time], tool_choice: 'required', response_format: format, max_tokens: 80 }))).json();
+      expect(body.choices[0].finish_reason).toBe('tool_calls');
+      expect(body.choices[0].message.tool_calls).toHaveLength(1);
+    });
+
+    it('the grammar extensions stay exclusive with tools: a 400 naming them', async () => {
+      const { post } = setup();
+      for (const extra of [{ grammar: 'root ::= "a"' }, { grammar_mode: 'python' }]) {
+        const res = await post('/v1/chat/completions', chat({ tools: [time], ...extra }));
+        expect(res.status).toBe(400);
+        const { error } = await errorOf(res);
+        expect(error).toMatchObject({ param: 'tools', code: 'unsupported_parameter' });
+        expect(error.message).toContain(Object.keys(extra)[0]);
+      }
+    });
+  });
+
   it('tool_choice none leaves the output free and the tools out of the prompt', async () => {
     const { post, engine } = setup({ script: () => 'text' });
     await post('/v1/chat/completions', chat({ tools: [weather], tool_choice: 'none' }));
