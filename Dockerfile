@@ -9,7 +9,8 @@ COPY scripts ./scripts
 COPY c ./c
 COPY engine ./engine
 COPY models ./models
-# postinstall builds c/build/libbraid.so and models/chimera-tiny.gguf
+# postinstall builds c/build/libbraid.so and checks the committed models/chimera-tiny.gguf
+# against its SHA-256 (.dockerignore lets that one model into the context)
 RUN npm ci
 RUN npm prune --omit=dev
 

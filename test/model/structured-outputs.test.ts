@@ -1,7 +1,7 @@
 /**
  * Acceptance of structured outputs: for every schema of the corpus
  * (test/grammar/schemas.ts), 20 samples at temperature 1.0 from the default
- * model (random weights: only the constraint makes the output valid) must
+ * model (a 4.7M-parameter model never trained on JSON: only the constraint makes the output valid) must
  * parse and validate with an independent validator (ajv + ajv-formats),
  * including runs cut short by a small max_tokens. Runs go straight through the
  * engine (no HTTP) with short budgets, to keep the suite fast.
