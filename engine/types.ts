@@ -62,6 +62,8 @@ export interface GenerationRequest {
   promptTokens: number[];
   /** Most tokens to generate (the server resolves max_tokens / max_completion_tokens / defaults). */
   maxTokens: number;
+  /** The request field maxTokens came from, named by a too-small-budget error (default max_tokens). */
+  maxTokensParam?: 'max_tokens' | 'max_completion_tokens';
   /** Text stop sequences (OpenAI `stop`): not included in the output. */
   stop: string[];
   sampling: SamplingOptions;

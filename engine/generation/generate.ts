@@ -66,7 +66,7 @@ function validate(g: GenerationContext, req: GenerationRequest): void {
 function ledgerFor(tok: Tokenizer, req: GenerationRequest): DebtLedger | null {
   if (req.grammar === undefined) return null;
   try {
-    return new DebtLedger(new Matcher(compileConstraint(req.grammar, tok)), tok, req.maxTokens);
+    return new DebtLedger(new Matcher(compileConstraint(req.grammar, tok)), tok, req.maxTokens, undefined, req.maxTokensParam);
   } catch (e) {
     if (e instanceof GrammarError) throw new InvalidRequestError(`the grammar cannot be used: ${e.message}`, 'grammar');
     throw e;

@@ -52,6 +52,8 @@ export class DebtLedger {
     private readonly tok: Tokenizer,
     maxTokens: number,
     private readonly pressureWeight = PRESSURE_WEIGHT,
+    /** The request field that set maxTokens, for the error when it is too small. */
+    budgetParam: 'max_tokens' | 'max_completion_tokens' = 'max_tokens',
   ) {
     this.scratch = new Float32Array(matcher.constraint.trie.vocabSize);
     this.stopIds = matcher.constraint.trie.stopIds;
@@ -60,8 +62,8 @@ export class DebtLedger {
       const ids = this.tokenizeShortest();
       if (ids.length > maxTokens) {
         throw new InvalidRequestError(
-          `max_tokens ${maxTokens} is too small for the requested format: its shortest valid output takes ${ids.length} tokens`,
-          'max_tokens',
+          `${budgetParam} ${maxTokens} is too small for the requested format: its shortest valid output takes ${ids.length} tokens`,
+          budgetParam,
           'max_tokens_too_small',
         );
       }

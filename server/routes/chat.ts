@@ -90,6 +90,7 @@ function requestFactory(
   return (choice) => ({
     promptTokens,
     maxTokens,
+    maxTokensParam: param,
     stop,
     sampling: samplingOptions(body, choice, model.tokenizer),
     topLogprobs,

@@ -256,7 +256,7 @@ export class FakeEngine implements Engine {
    * grammar engine and debt ledger decide what is allowed (greedy choice).
    */
   private constrained(req: GenerationRequest, wanted: number[]): number[] {
-    const ledger = new DebtLedger(new Matcher(compileConstraint(req.grammar!, this.tokenizer)), this.tokenizer, req.maxTokens);
+    const ledger = new DebtLedger(new Matcher(compileConstraint(req.grammar!, this.tokenizer)), this.tokenizer, req.maxTokens, undefined, req.maxTokensParam);
     const out: number[] = [];
     const logits = new Float32Array(this.tokenizer.vocabSize);
     for (let i = 0; i < req.maxTokens; i++) {

@@ -51,6 +51,15 @@ describe('response_format', () => {
     }
   });
 
+  it('the too-small-budget error names max_completion_tokens when that is what the client sent', async () => {
+    const { post } = setup({ script: () => 'x' });
+    const res = await post('/v1/chat/completions', chat({ response_format: { type: 'json_object' }, max_completion_tokens: 1 }));
+    expect(res.status).toBe(400);
+    const { error } = await errorOf(res);
+    expect(error).toMatchObject({ param: 'max_completion_tokens', code: 'max_tokens_too_small' });
+    expect(error.message).toMatch(/^max_completion_tokens 1 is too small/);
+  });
+
   it('the debt ledger telemetry reaches /metrics (opened, closed, forced)', async () => {
     const { post, get } = setup({ script: () => '{"key": "a long value that does not fit"}' });
     const metric = async (event: string): Promise<number> => {
