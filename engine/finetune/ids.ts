@@ -31,4 +31,14 @@ export function pathOf(dir: string, kind: IdKind, id: string, suffix = ''): stri
   return join(dir, `${id}${suffix}`);
 }
 
+/** A fine-tuned model's id: ft:<base>:<suffix>:<job id> (a suffix has no ':'). */
+const FINE_TUNED_ID = /^ft:(.+):[A-Za-z0-9._-]*:ftjob-[0-9a-f]{24}$/;
+
+/** The model at the root of a chain of fine-tunes ("ft:ft:a:x:ftjob-…:y:ftjob-…" → "a"); any other id is its own root. */
+export function rootModelId(id: string): string {
+  let root = id;
+  for (let m = FINE_TUNED_ID.exec(root); m !== null; m = FINE_TUNED_ID.exec(root)) root = m[1]!;
+  return root;
+}
+
 export const unixSeconds = (ms: number = Date.now()): number => Math.floor(ms / 1000);

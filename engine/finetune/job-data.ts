@@ -7,7 +7,10 @@
  *
  * An epoch is one pass over the packed training stream, so a job of
  * n_epochs runs ceil(n_epochs · epoch tokens / (batch_size · sequence_length))
- * optimizer steps. Without a validation file there is no held-out
+ * optimizer steps. Epoch tokens are the tokens of that pass that windows
+ * hold: prompt text too long for a window to reach its reply is jumped over
+ * (window-plan.ts), so chats with long prompts are not counted several
+ * windows each while training on each reply once. Without a validation file there is no held-out
  * evaluation (data-source.ts would otherwise fall back to its Brown files,
  * which say nothing about a fine-tune).
  */
@@ -15,7 +18,7 @@ import { readGguf } from '../gguf/reader.ts';
 import { metaOptString } from '../gguf/types.ts';
 import { loadTokenizer } from '../tokenizer/load.ts';
 import { openTrainingData } from '../training/data-source.ts';
-import { DocumentEncoder, loadDataFiles, StreamPacker } from '../training/data/index.ts';
+import { DocumentEncoder, loadDataFiles, placeWindows, StreamPacker, type PackedStream } from '../training/data/index.ts';
 import { modelFingerprint } from '../training/export-model.ts';
 import { DATA_FILES_RECIPE } from '../training/train-config.ts';
 import type { DataSource } from '../training/train-loop.ts';
@@ -43,6 +46,14 @@ export interface JobData {
   modelFingerprint: string;
 }
 
+/** Tokens of one pass that training windows hold: the stream less the context they jump over. */
+function windowedTokens(stream: PackedStream, window: number): number {
+  let passed = 0;
+  const fixed = { lossMask: stream.lossMask, grow: () => false };
+  for (const w of placeWindows(fixed, { window, overlap: 0 }, 0)) passed += w.passed;
+  return stream.tokens.length - passed;
+}
+
 /** Throws DataFileError (engine/training/data) for a file that no longer validates. */
 export async function openJobData(o: JobDataOptions): Promise<JobData> {
   const model = await readGguf(o.basePath);
@@ -52,7 +63,8 @@ export async function openJobData(o: JobDataOptions): Promise<JobData> {
   for (const source of loadDataFiles([o.trainingPath], encoder).sources.values()) {
     for (let i = 0; i < source.size; i++) packer.push(source.document(i));
   }
-  const epochTokens = packer.length;
+  // Overlap 0: what dataFilesRecipe at a fixed shape uses.
+  const epochTokens = windowedTokens(packer.view(), o.window);
   if (epochTokens === 0) throw new Error('the training file encodes to no tokens');
   const totalSteps = Math.max(1, Math.ceil((o.nEpochs * epochTokens) / (o.batch * o.window)));
   const td = await openTrainingData({

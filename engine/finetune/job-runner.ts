@@ -8,6 +8,10 @@
  * server starts again. A job found `running` at start (the process was
  * killed) is queued again the same way. A job never ends up silently lost:
  * anything that stops it for good leaves it `failed` with the reason.
+ *
+ * A finished job never resumes, so its checkpoint files are deleted when it
+ * finishes (their listing stays: JobStore.releaseCheckpoints); the exported
+ * model is what remains.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
@@ -21,12 +25,12 @@ import type { FileStore } from './file-store.ts';
 import type { InferenceGate, InferenceLoad } from './gate.ts';
 import { unixSeconds } from './ids.ts';
 import type { JobStore } from './job-store.ts';
-import type { JobError, JobRecord } from './job-types.ts';
+import { isFinished, type JobError, type JobRecord } from './job-types.ts';
 import { modelFileName, modelPathIn, type TrainContext, type TrainOutcome } from './job-train.ts';
 
 /** What jobs need of the engine: the load (gate.ts), base models by id, and serving a new model. */
 export interface ModelHost extends InferenceLoad {
-  get(id: string): { readonly info: { readonly id: string; readonly path: string; readonly architecture?: string } } | undefined;
+  get(id: string): { readonly info: { readonly id: string; readonly path: string; readonly architecture?: string; readonly contextLength?: number } } | undefined;
   addModel(path: string): Promise<{ readonly info: { readonly id: string } }>;
 }
 
@@ -158,6 +162,15 @@ export class JobRunner {
   }
 
   private async run(queued: JobRecord): Promise<void> {
+    try {
+      await this.train(queued);
+    } finally {
+      const status = this.o.store.get(queued.id)?.status;
+      if (status !== undefined && isFinished(status)) await this.o.store.releaseCheckpoints(queued.id);
+    }
+  }
+
+  private async train(queued: JobRecord): Promise<void> {
     const { store, files, host } = this.o;
     const id = queued.id;
     if (!(await store.transition(id, ['queued'], 'running', { started_at: queued.started_at ?? unixSeconds() }))) return;
@@ -173,7 +186,8 @@ export class JobRunner {
       const validationPath = job.validation_file !== null && files.get(job.validation_file) !== undefined ? files.contentPath(job.validation_file) : null;
       if (job.validation_file !== null && validationPath === null) throw new DataFileError(job.validation_file, [{ line: 0, message: 'the validation file has been deleted' }]);
       if (!existsSync(job.base_path)) {
-        throw new JobFailure({ code: 'base_model_missing', message: `The base model file ${job.base_path} (${job.model}) no longer exists; the job cannot run.`, param: 'model' });
+        // Named by id: the path is the server's business (it is under its data or model dirs).
+        throw new JobFailure({ code: 'base_model_missing', message: `The file of the base model '${job.model}' no longer exists; the job cannot run.`, param: 'model' });
       }
       await mkdir(this.o.modelsDir, { recursive: true });
       outcome = await this.o.execute({
@@ -251,6 +265,8 @@ export class JobRunner {
       // Events first: a client that sees `succeeded` finds the whole story (cancel is refused while finishing).
       await store.addEvent(id, 'info', `New fine-tuned model created: ${job.output_model}`);
       await store.addEvent(id, 'info', 'The job has successfully completed');
+      // Before the status too: a client that sees `succeeded` sees the disk it frees.
+      await store.releaseCheckpoints(id);
       await store.transition(id, ['running'], 'succeeded', {
         finished_at: unixSeconds(),
         step: outcome.step,
@@ -267,24 +283,55 @@ export class JobRunner {
 
   /** At start: serve the models of succeeded jobs, requeue interrupted ones, validate pending ones. */
   async recover(): Promise<void> {
-    const { store, host, modelsDir, warn } = this.o;
+    const { store, modelsDir, host } = this.o;
     // An export cut by a crash leaves its temp file (the model itself is written again on resume).
     if (existsSync(modelsDir)) await removeStaleTemps(modelsDir);
     for (const job of store.list().reverse()) {
+      // Jobs that finished before checkpoints were released, or just before a crash.
+      if (isFinished(job.status)) await store.releaseCheckpoints(job.id);
       if (job.status === 'succeeded' && job.model_file !== null && host.get(job.output_model) === undefined) {
-        const path = modelPathIn(modelsDir, job.id);
-        try {
-          if (!existsSync(path)) throw new Error(`${path} is missing`);
-          await host.addModel(path);
-        } catch (err) {
-          warn(`[braid] fine-tuning: the model of ${job.id} (${job.output_model}) is not served: ${err instanceof Error ? err.message : String(err)}`);
-        }
+        await this.serveAgain(job);
       } else if (job.status === 'running') {
-        await store.transition(job.id, ['running'], 'queued');
-        await store.addEvent(job.id, 'warn', `The server restarted during training (last reported step ${job.step}); the job resumes from its newest checkpoint.`);
+        await this.requeue(job);
       } else if (job.status === 'validating_files') {
         this.validate(job.id);
       }
     }
+  }
+
+  /**
+   * A succeeded job's model, served again. If its file is gone or unreadable
+   * the job stays `succeeded` and keeps naming its model (a finished job's
+   * status never changes, as at OpenAI), and an error event says why the model
+   * is not served (once, not at every start).
+   */
+  private async serveAgain(job: JobRecord): Promise<void> {
+    const { store, host, modelsDir, warn } = this.o;
+    const path = modelPathIn(modelsDir, job.id);
+    const file = `models/${modelFileName(job.id)}`;
+    try {
+      if (!existsSync(path)) throw new Error(`${file} is missing`);
+      await host.addModel(path);
+    } catch (err) {
+      const reason = (err instanceof Error ? err.message : String(err)).split(path).join(file);
+      const message = `The fine-tuned model ${job.output_model} is not served: ${reason}`;
+      warn(`[braid] fine-tuning: ${job.id}: ${message}`);
+      if (store.events(job.id).at(-1)?.message !== message) await store.addEvent(job.id, 'error', message);
+    }
+  }
+
+  /**
+   * A job the process died under goes back to the queue. Its record's
+   * progress is only written at status changes (JobStore.note), so it is set
+   * here to what the resume starts from: the newest checkpoint.
+   */
+  private async requeue(job: JobRecord): Promise<void> {
+    const { store } = this.o;
+    let reported = job.step;
+    for (const e of store.events(job.id)) if (typeof e.data?.train_loss === 'number' && typeof e.data.step === 'number') reported = e.data.step;
+    const newest = (await store.checkpoints(job.id))[0];
+    await store.transition(job.id, ['running'], 'queued', { step: newest?.step ?? 0, trained_tokens: newest?.tokens ?? null });
+    const from = newest === undefined ? 'the start (there was no checkpoint yet)' : `its newest checkpoint, at step ${newest.step}`;
+    await store.addEvent(job.id, 'warn', `The server restarted during training (last reported step ${reported}); the job resumes from ${from}.`);
   }
 }

@@ -1,10 +1,14 @@
 /**
  * Fine-tuning jobs in <data>/fine_tuning/<job id>/:
  *
- *   job.json       the job record (record-file.ts), replaced atomically on every change
- *   events.jsonl   its events, appended and fsynced one by one
- *   run/           the training run dir of engine/training/train-loop.ts
- *                  (checkpoints/, metrics.jsonl, loss.svg)
+ *   job.json          the job record (record-file.ts), replaced atomically on every change
+ *   events.jsonl      its events, appended and fsynced one by one
+ *   run/              the training run dir of engine/training/train-loop.ts
+ *                     (checkpoints/, metrics.jsonl, loss.svg)
+ *   checkpoints.json  once the job is finished: its checkpoints' listing, for
+ *                     the checkpoint files (the weights, optimizer moments;
+ *                     tens of MB each) are deleted then: a finished job never
+ *                     resumes, and only the exported model is served
  *
  * Records and events are held in memory and written through, so reads never
  * touch the disk and a write that fails leaves the last good file in place.
@@ -12,15 +16,28 @@
  * no longer in an expected status: a cancel racing the end of a run cannot be
  * overwritten by "succeeded", nor the other way round.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { CheckpointHeaderSchema, listCheckpoints } from '../training/checkpoint.ts';
 import { removeStaleTemps } from '../training/atomic-file.ts';
 import { isId, newId, pathOf, unixSeconds } from './ids.ts';
 import { appendLog, listStoreDir, parseLog, quarantine, readRecord, RecordError, rewriteLog, writeRecord } from './record-file.ts';
-import { JobEventSchema, JobRecordSchema, type EventLevel, type JobCheckpoint, type JobEvent, type JobRecord, type JobStatus } from './job-types.ts';
+import {
+  JobCheckpointSchema,
+  JobEventSchema,
+  JobRecordSchema,
+  type EventLevel,
+  type JobCheckpoint,
+  type JobEvent,
+  type JobRecord,
+  type JobStatus,
+} from './job-types.ts';
 
 const FORMAT = 'braid.fine_tuning.job';
+const CHECKPOINTS_FORMAT = 'braid.fine_tuning.checkpoints';
+const CheckpointListSchema = z.array(JobCheckpointSchema);
 
 export class JobStore {
   readonly dir: string;
@@ -87,6 +104,14 @@ export class JobStore {
 
   private eventsPath(id: string): string {
     return join(this.jobDir(id), 'events.jsonl');
+  }
+
+  private checkpointListPath(id: string): string {
+    return join(this.jobDir(id), 'checkpoints.json');
+  }
+
+  private checkpointDir(id: string): string {
+    return join(this.runDir(id), 'checkpoints');
   }
 
   nextSeq(): number {
@@ -161,10 +186,16 @@ export class JobStore {
     await rewriteLog(this.eventsPath(id), kept);
   }
 
-  /** The run's checkpoints, newest first, from their headers (the weights are not read). */
+  /**
+   * The run's checkpoints, newest first: the listing kept when the files were
+   * deleted, else the files' headers (the weights are not read). A file that
+   * vanishes while it is listed (a job finishing) is left out.
+   */
   async checkpoints(id: string): Promise<JobCheckpoint[]> {
+    const kept = await this.keptCheckpoints(id);
+    if (kept !== null) return kept;
     const out: JobCheckpoint[] = [];
-    for (const { file } of await listCheckpoints(join(this.runDir(id), 'checkpoints'))) {
+    for (const { file } of await listCheckpoints(this.checkpointDir(id))) {
       const header = await readCheckpointHeader(file);
       if (header === null) continue;
       out.push({
@@ -172,9 +203,34 @@ export class JobStore {
         createdAt: unixSeconds(Date.parse(header.createdAt)),
         trainLoss: header.metrics.loss,
         validLoss: header.metrics.evalLoss,
+        tokens: header.tokens,
       });
     }
     return out;
+  }
+
+  /** checkpoints.json, or null if there is none (or it cannot be read: the headers are listed then). */
+  private async keptCheckpoints(id: string): Promise<JobCheckpoint[] | null> {
+    try {
+      return await readRecord(this.checkpointListPath(id), CHECKPOINTS_FORMAT, CheckpointListSchema);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || err instanceof RecordError) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * For a finished job: keeps the checkpoints' listing in checkpoints.json,
+   * then deletes the checkpoint files (.corrupt ones too). Safe to repeat,
+   * and after a crash half way (the listing is written first).
+   */
+  async releaseCheckpoints(id: string): Promise<void> {
+    const dir = this.checkpointDir(id);
+    if ((await this.keptCheckpoints(id)) === null) {
+      if (!existsSync(dir)) return;
+      await writeRecord(this.checkpointListPath(id), CHECKPOINTS_FORMAT, await this.checkpoints(id));
+    }
+    await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -177,9 +177,17 @@ export async function trainJob(ctx: TrainContext): Promise<TrainOutcome> {
         const step = native.step;
         if (line.startsWith('checkpoint ')) later(() => report.message('info', `Checkpoint saved at step ${step}.`));
         else if (line.startsWith('skipped a bad checkpoint')) later(() => report.message('warn', 'A damaged checkpoint was skipped; resuming from an older one.'));
+        else if (/^step \d+: no target tokens/.test(line)) {
+          const at = line.slice('step '.length, line.indexOf(':'));
+          later(() => report.message('warn', `Step ${at} had no assistant tokens to learn from (its windows hold prompt text only); its update was skipped.`));
+        }
       },
     });
     flushEval();
+    if (result.skippedSteps > 1) {
+      const n = result.skippedSteps;
+      later(() => report.message('warn', `${n} steps had no assistant tokens to learn from; their updates were skipped.`));
+    }
     await reports;
     if (result.status === 'stopped') return { status: 'stopped', step: result.step };
     await exportModel(job.base_path, ctx.outPath, native, {

@@ -90,10 +90,13 @@ export const JobEventSchema = z.strictObject({
 export type JobEvent = z.infer<typeof JobEventSchema>;
 export type EventLevel = JobEvent['level'];
 
-/** A checkpoint of a job's run, as listed from its checkpoint directory. */
-export interface JobCheckpoint {
-  step: number;
-  createdAt: number;
-  trainLoss: number | null;
-  validLoss: number | null;
-}
+/** A checkpoint of a job's run: from its file's header, or from checkpoints.json once the files are gone (job-store.ts). */
+export const JobCheckpointSchema = z.strictObject({
+  step: z.int().nonnegative(),
+  createdAt: z.int().nonnegative(),
+  trainLoss: z.number().nullable(),
+  validLoss: z.number().nullable(),
+  /** Tokens trained up to this step. */
+  tokens: z.int().nonnegative(),
+});
+export type JobCheckpoint = z.infer<typeof JobCheckpointSchema>;

@@ -9,7 +9,9 @@
  * schedule for that step (the loop's own pure function of the step) and
  * update() only checks that the loop asked for that same rate. The loss
  * reported is MeZO's: the mean of the losses at w ± εz. There is no gradient,
- * so the grad norm recorded is 0.
+ * so the grad norm recorded is 0. A step whose batch has no target gets no
+ * forwardBackward and update(0): the trainer's step advances, the weights
+ * stay (train-loop.ts).
  *
  * Under QAT the C trainer moves only the float parameters (the ternary ones
  * are piecewise constant in the loss): see c/src/train_mezo.c.
@@ -68,7 +70,11 @@ export class MezoTrainer implements Trainer {
   update(lr: number, _gradScale: number): Promise<{ gradNorm: number }> {
     const taken = this.pendingLr;
     this.pendingLr = null;
-    if (taken === null) return Promise.reject(new Error('MeZO: update without a step'));
+    if (taken === null) {
+      // A skipped step: AdamW at rate 0 with no gradient changes no weight and counts the step.
+      if (lr === 0) return this.inner.update(0, 1).then(() => ({ gradNorm: 0 }));
+      return Promise.reject(new Error('MeZO: update without a step'));
+    }
     if (Math.abs(taken - lr) > 1e-9 * Math.max(lr, taken)) {
       return Promise.reject(new Error(`MeZO: the step used lr ${taken}, the loop asked for ${lr} (schedules differ)`));
     }

@@ -15,7 +15,7 @@ import { randomInt } from 'node:crypto';
 import { InvalidRequestError } from '../errors.ts';
 import { FileStore } from './file-store.ts';
 import { InferenceGate, type GateOptions } from './gate.ts';
-import { newId, unixSeconds } from './ids.ts';
+import { newId, rootModelId, unixSeconds } from './ids.ts';
 import { JobRunner, type JobExecutor, type ModelHost } from './job-runner.ts';
 import { JobStore } from './job-store.ts';
 import { isFinished, type JobMethod, type JobRecord } from './job-types.ts';
@@ -98,6 +98,16 @@ export class FineTuning {
       if (f === undefined) throw new InvalidRequestError(`The file '${id}' does not exist.`, param, 'invalid_file');
       if (f.purpose !== 'fine-tune') throw new InvalidRequestError(`The file '${id}' has purpose '${f.purpose}', not 'fine-tune'.`, param, 'invalid_file');
     }
+    // A window longer than the model's context would train positions it never sees when serving.
+    const context = base.info.contextLength;
+    const sequenceLength = input.sequenceLength ?? Math.min(AUTO.sequence_length, context ?? Infinity);
+    if (context !== undefined && sequenceLength > context) {
+      throw new InvalidRequestError(
+        `braid.sequence_length ${sequenceLength} is longer than the context length of ${input.model} (${context} tokens).`,
+        'braid.sequence_length',
+        'invalid_value',
+      );
+    }
     const hp = input.hyperparameters;
     const method: JobMethod =
       input.method.type === 'mezo'
@@ -110,7 +120,8 @@ export class FineTuning {
       created_at: unixSeconds(),
       model: base.info.id,
       base_path: base.info.path,
-      output_model: `ft:${base.info.id}:${input.suffix ?? ''}:${id}`,
+      // Named after the root base, as OpenAI does: a fine-tune of ft:a:x:ftjob-1 is ft:a:y:ftjob-2, not ft:ft:a:….
+      output_model: `ft:${rootModelId(base.info.id)}:${input.suffix ?? ''}:${id}`,
       training_file: input.trainingFile,
       validation_file: input.validationFile,
       status: 'validating_files',
@@ -127,7 +138,7 @@ export class FineTuning {
       seed: input.seed ?? randomInt(0, 2 ** 31 - 1),
       suffix: input.suffix,
       metadata: input.metadata,
-      sequence_length: input.sequenceLength ?? AUTO.sequence_length,
+      sequence_length: sequenceLength,
       eval_interval: input.evalInterval,
       checkpoint_interval: input.checkpointInterval,
       plan: null,
@@ -152,6 +163,8 @@ export class FineTuning {
     }
     this.runner.abort(id);
     await this.jobs.addEvent(id, 'info', 'Job cancelled by request.');
+    // A running job's checkpoint files go when its run ends (job-runner.ts); a paused one's now.
+    if (job.status !== 'running') await this.jobs.releaseCheckpoints(id);
     return { ok: true, job: this.jobs.get(id)! };
   }
 

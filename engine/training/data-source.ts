@@ -129,7 +129,11 @@ export async function openTrainingData(o: TrainingDataOptions): Promise<Training
     throw new TrainingDataError(`${recipe.totalTokens} tokens is less than one step of ${recipe.tokensPerStep} tokens`);
   }
   const tok = encoder.tokenizer;
-  const curriculum = new Curriculum(recipe, sources, { eosId: tok.eosId, bosId: tok.bosId }, o.seed);
+  // User files may hold chats whose prompts outrun the window: their context-only windows move to the
+  // reply (a batch of nothing but context has no loss). The built-in recipe keeps its grid.
+  const curriculum = new Curriculum(recipe, sources, { eosId: tok.eosId, bosId: tok.bosId }, o.seed, {
+    moveContextOnlyWindows: o.recipe === DATA_FILES_RECIPE,
+  });
 
   let held: HeldOut | null | undefined;
   const heldOut = (): HeldOut | null => {

@@ -6,6 +6,13 @@
  * loss and bits per byte. Every checkpoint interval, at the end and when the
  * signal aborts: a checkpoint and the loss plot.
  *
+ * A batch without a single target (every window context only; the data side
+ * avoids them, see engine/training/data/window-plan.ts) has nothing to learn:
+ * its step takes no forward/backward and an update at learning rate 0, which
+ * leaves the weights as they are but keeps the trainer's step equal to the
+ * loop's (checkpoints, resume and MeZO's perturbations rest on that). Such
+ * steps are counted, said once, and write no metrics record.
+ *
  * Each native call is awaited in turn (they run on koffi worker threads), so
  * the event loop stays free for signals and the progress display while C
  * computes, and there is never more than one call in flight on the trainer.
@@ -111,7 +118,10 @@ export interface TrainLoopOptions {
 export interface TrainLoopResult {
   status: 'completed' | 'stopped';
   step: number;
+  /** Tokens of the steps that trained (a skipped step's batch is not counted). */
   tokens: number;
+  /** Steps of this session whose batch had no target, so no update (see the header). */
+  skippedSteps: number;
   lastTrain: TrainRecord | null;
   lastEval: EvalRecord | null;
   /** Newest checkpoint written or resumed from. */
@@ -140,6 +150,11 @@ function checkBatch(b: Batch, what: string): void {
   if (b.tokens.length !== n || b.targets.length !== n) {
     throw new TrainLoopError(`${what}: ${b.tokens.length} tokens and ${b.targets.length} targets for ${b.batch} × ${b.seqLen}`);
   }
+}
+
+function hasTarget(b: Batch): boolean {
+  for (let i = 0; i < b.targets.length; i++) if (b.targets[i] !== -1) return true;
+  return false;
 }
 
 /** Runs `call` on consecutive slices of `rows` sequences and sums the results. */
@@ -175,6 +190,7 @@ export async function runTrainLoop(o: TrainLoopOptions): Promise<TrainLoopResult
 
   let step = 0;
   let tokens = 0;
+  let skippedSteps = 0;
   let elapsedBase = 0;
   let checkpoint: string | null = null;
   let lastTrain: TrainRecord | null = null;
@@ -292,42 +308,51 @@ export async function runTrainLoop(o: TrainLoopOptions): Promise<TrainLoopResult
     let pending: { step: number; batch: Promise<Batch> } | null = null;
     while (step < s.totalSteps && !stopping()) {
       const t0 = now();
+      // Messages name steps 1-based, as the metrics records do: this is the step that makes `step + 1`.
+      const n = step + 1;
       const batch = await (pending?.step === step ? pending.batch : data.batchAt(step));
       pending = null;
-      checkBatch(batch, `step ${step}`);
-      const fbCall = inSlices(batch, s.microBatch, (t, y, n, l) => trainer.forwardBackward(t, y, n, l));
+      checkBatch(batch, `step ${n}`);
+      const fbCall = hasTarget(batch) ? inSlices(batch, s.microBatch, (t, y, rows, l) => trainer.forwardBackward(t, y, rows, l)) : null;
       if (step + 1 < s.totalSteps) {
         const nextStep = step + 1;
         const next = Promise.resolve().then(() => data.batchAt(nextStep));
         next.catch(() => undefined); // a failure surfaces when the batch is awaited, not as an unhandled rejection
         pending = { step: nextStep, batch: next };
       }
-      const fb = await fbCall;
-      if (fb.count === 0) throw new TrainLoopError(`step ${step}: the batch has no target tokens (every target is -1)`);
-      const lr = learningRate(schedule, step);
-      const { gradNorm } = await trainer.update(lr, 1 / fb.count);
-      const loss = fb.lossSum / fb.count;
-      // A non-finite loss means the weights are already ruined: stop before it reaches a checkpoint.
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        throw new TrainLoopError(`step ${step}: loss ${loss}, grad norm ${gradNorm}; training diverged (try a lower lr); last checkpoint ${checkpoint ?? 'none'}`);
+      if (fbCall === null) {
+        if (skippedSteps === 0) say(`step ${n}: no target tokens in the batch (only context); its update is skipped, and any later such steps are counted`);
+        skippedSteps += 1;
+        await trainer.update(0, 1);
+        step += 1;
+      } else {
+        const fb = await fbCall;
+        if (fb.count === 0) throw new TrainLoopError(`step ${n}: the trainer counted no target tokens in a batch that has some`);
+        const lr = learningRate(schedule, step);
+        const { gradNorm } = await trainer.update(lr, 1 / fb.count);
+        const loss = fb.lossSum / fb.count;
+        // A non-finite loss means the weights are already ruined: stop before it reaches a checkpoint.
+        if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+          throw new TrainLoopError(`step ${n}: loss ${loss}, grad norm ${gradNorm}; training diverged (try a lower lr); last checkpoint ${checkpoint ?? 'none'}`);
+        }
+        step += 1;
+        tokens += batch.batch * batch.seqLen;
+        const seconds = Math.max((now() - t0) / 1000, 1e-9);
+        const rec: TrainRecord = {
+          type: 'train',
+          step,
+          tokens,
+          loss,
+          grad_norm: gradNorm,
+          lr,
+          tok_s: (batch.batch * batch.seqLen) / seconds,
+          phase: batch.phase,
+          elapsed: elapsedMs() / 1000,
+        };
+        log.append(rec);
+        lastTrain = rec;
+        o.progress?.step(rec);
       }
-      step += 1;
-      tokens += batch.batch * batch.seqLen;
-      const seconds = Math.max((now() - t0) / 1000, 1e-9);
-      const rec: TrainRecord = {
-        type: 'train',
-        step,
-        tokens,
-        loss,
-        grad_norm: gradNorm,
-        lr,
-        tok_s: (batch.batch * batch.seqLen) / seconds,
-        phase: batch.phase,
-        elapsed: elapsedMs() / 1000,
-      };
-      log.append(rec);
-      lastTrain = rec;
-      o.progress?.step(rec);
       // Stop now rather than after a long eval; the due eval, if any, runs first thing on resume.
       if (stopping() && step < s.totalSteps) break;
       if (evalDue(step)) await evaluate(step);
@@ -343,6 +368,7 @@ export async function runTrainLoop(o: TrainLoopOptions): Promise<TrainLoopResult
     status: step >= s.totalSteps ? 'completed' : 'stopped',
     step,
     tokens,
+    skippedSteps,
     lastTrain,
     lastEval,
     checkpoint,

@@ -6,11 +6,12 @@
  *    and says what was true at the kill: the files, the running job, the
  *    queued one;
  *  - after the restart the running job resumes from its checkpoint and
- *    succeeds; its events say so, and its metrics list every step exactly
+ *    succeeds; its events say so (the step last reported before the kill,
+ *    the checkpoint it resumes from), and its metrics list every step exactly
  *    once (the steps redone after the checkpoint replace the ones reported
  *    before the kill); the model is served and answers;
  *  - the queued job, whose base model file was removed while the server was
- *    down, fails with a message naming the file instead of vanishing;
+ *    down, fails with a message naming the model instead of vanishing;
  *  - no temp file is left anywhere in the data dir.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -119,6 +120,11 @@ describe('kill -9 during a job', () => {
     expect(messages.some((m) => /server restarted during training/.test(m))).toBe(true);
     const resumed = messages.map((m) => /Resumed from the checkpoint at step (\d+)/.exec(m)?.[1]).find((s) => s !== undefined);
     expect(Number(resumed)).toBeGreaterThanOrEqual(Math.min(...beforeCheckpoints));
+    // The restart names the step last reported before the kill and the checkpoint it resumes from.
+    const restart = messages.map((m) => /last reported step (\d+)\); the job resumes from its newest checkpoint, at step (\d+)/.exec(m)).find((m) => m !== null);
+    expect(restart).toBeDefined();
+    expect(Number(restart![1])).toBeGreaterThanOrEqual(Number(restart![2]));
+    expect(Number(restart![2])).toBe(Number(resumed));
     const steps = events.filter((e) => e.type === 'metrics' && 'train_loss' in (e.data as object)).map((e) => (e.data as { step: number }).step);
     expect(steps).toEqual(Array.from({ length: total }, (_, i) => i + 1));
 
@@ -130,7 +136,8 @@ describe('kill -9 during a job', () => {
     const other = await pollJob(client, queued.id, finished, 30_000);
     expect(other.status).toBe('failed');
     expect(other.error).toMatchObject({ code: 'base_model_missing', param: 'model' });
-    expect(other.error!.message).toContain(otherPath);
+    expect(other.error!.message).toContain("'other-base'"); // the model id, not a server path
+    expect(other.error!.message).not.toContain(dir);
 
     expect((await client.files.list()).data.map((f) => f.id)).toEqual([file.id]);
     expect(tempFiles(dataDir)).toEqual([]);

@@ -13,7 +13,7 @@
  *  - list pagination, cancel (and 409 on a finished job), checkpoints, a
  *    MeZO job (braid extension), and the request errors of the API.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI, { BadRequestError, ConflictError, NotFoundError, toFile } from 'openai';
@@ -145,6 +145,8 @@ describe('fine-tuning jobs', () => {
     const [baseLoss, ftLoss] = [await chatLoss(basePath, path.join(dir, 'train.jsonl')), await chatLoss(ftPath, path.join(dir, 'train.jsonl'))];
     expect(ftLoss).toBeLessThan(baseLoss - 0.5);
 
+    // The checkpoint files went when the job succeeded; their listing stays.
+    expect(readdirSync(path.join(dataDir, 'fine_tuning', jobId, 'run')).includes('checkpoints')).toBe(false);
     const cps = await client.fineTuning.jobs.checkpoints.list(jobId);
     expect(cps.data.map((c) => c.step_number)).toEqual([total, 10 * Math.floor((total - 1) / 10)]);
     expect(cps.data[0]).toMatchObject({ object: 'fine_tuning.job.checkpoint', fine_tuning_job_id: jobId });

@@ -53,6 +53,20 @@ describe('validateChatJsonl', () => {
     expect(formatChatJsonlErrors(r.errors).split('\n')[0]).toMatch(/^line 2: invalid JSON/);
   });
 
+  it('a line whose every reply has weight 0 has nothing to train on', () => {
+    const context = (w: 0 | 1) => ({ role: 'assistant', content: 'A', weight: w });
+    const text = [
+      JSON.stringify({ messages: [{ role: 'user', content: 'Q' }, context(0), { role: 'user', content: 'Q2' }, context(1)] }), // 1 fine
+      JSON.stringify({ messages: [{ role: 'user', content: 'Q' }, context(0)] }), // 2
+      JSON.stringify({ messages: [{ role: 'user', content: 'Q' }, context(0), { role: 'user', content: 'Q2' }, context(0)] }), // 3
+    ].join('\n');
+    const r = validateChatJsonl(text);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.errors.map((e) => e.line)).toEqual([2, 3]);
+    expect(formatChatJsonlErrors(r.errors)).toMatch(/^line 2: no assistant message with weight 1/);
+  });
+
   it('caps the report and flags an empty file', () => {
     const r = validateChatJsonl(Array.from({ length: 80 }, () => 'nope').join('\n'));
     expect(r.ok).toBe(false);

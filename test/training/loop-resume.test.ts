@@ -254,10 +254,51 @@ describe('train loop', () => {
     const nan = new FakeTrainer();
     nan.forwardBackward = async () => ({ lossSum: Number.NaN, count: 3 });
     const dir = freshDir();
-    await expect(runTrainLoop({ trainer: nan, data: new FakeData(), settings, runDir: dir, resume: false })).rejects.toThrow(/step 0: loss NaN.*diverged/);
+    await expect(runTrainLoop({ trainer: nan, data: new FakeData(), settings, runDir: dir, resume: false })).rejects.toThrow(/step 1: loss NaN.*diverged/); // 1-based, as the records
     expect(await listCheckpoints(runDirPaths(dir).checkpoints)).toEqual([]);
     const empty = new FakeTrainer();
     empty.forwardBackward = async () => ({ lossSum: 0, count: 0 });
-    await expect(runTrainLoop({ trainer: empty, data: new FakeData(), settings, runDir: freshDir(), resume: false })).rejects.toThrow(/no target tokens/);
+    await expect(runTrainLoop({ trainer: empty, data: new FakeData(), settings, runDir: freshDir(), resume: false })).rejects.toThrow(
+      /step 1: the trainer counted no target tokens/,
+    );
+  });
+
+  it('skips the update of a batch with no targets (said once) instead of failing; a resume matches', async () => {
+    /** Steps 5 and 8 (indices 4, 7) are context only: every target −1. */
+    class Gappy extends FakeData {
+      override batchAt(step: number): Batch {
+        const b = super.batchAt(step);
+        if (step === 4 || step === 7) b.targets.fill(-1);
+        return b;
+      }
+    }
+    const run = async (dir: string, o: { signal?: AbortSignal; resume?: boolean; data?: FakeData } = {}) => {
+      const trainer = new FakeTrainer();
+      const updates: number[] = [];
+      const update = trainer.update.bind(trainer);
+      trainer.update = (lr, scale) => (updates.push(lr), update(lr, scale));
+      const lines: string[] = [];
+      const r = await runTrainLoop({ trainer, data: o.data ?? new Gappy(), settings, runDir: dir, resume: o.resume ?? false, signal: o.signal, say: (l) => lines.push(l) });
+      return { r, trainer, updates, lines };
+    };
+    const whole = freshDir();
+    const { r, trainer, updates, lines } = await run(whole);
+    expect(r).toMatchObject({ status: 'completed', step: 12, skippedSteps: 2, tokens: 10 * 24 });
+    expect(trainer.step).toBe(12); // the trainer counted every step, so checkpoints resume
+    expect(trainer.calls).toBe(10 * 2); // no forward/backward for the skipped two
+    expect(updates[4]).toBe(0);
+    expect(updates[7]).toBe(0);
+    expect(lines.filter((l) => /no target tokens/.test(l))).toEqual([expect.stringMatching(/^step 5: no target tokens/)]);
+    const log = comparable(whole);
+    expect(log.filter((x) => x.type === 'train').map((x) => x.step)).toEqual([1, 2, 3, 4, 6, 7, 9, 10, 11, 12]);
+
+    // Stopped right after the first skipped step, then resumed: the same log.
+    const split = freshDir();
+    const stop = new AbortController();
+    const data = new Gappy();
+    data.onBatch = (step) => step === 5 && stop.abort();
+    expect((await run(split, { signal: stop.signal, data })).r).toMatchObject({ status: 'stopped', step: 5 });
+    expect((await run(split, { resume: true })).r.status).toBe('completed');
+    expect(comparable(split)).toEqual(log);
   });
 });

@@ -12,9 +12,11 @@
  *  - shutdown while running: the job is queued again, resumes in a new
  *    instance on the same data dir, and succeeds;
  *  - a training error: failed with its code, message and param (a data
- *    file error; the trainer refusing a model it has no backward for).
+ *    file error; the trainer refusing a model it has no backward for);
+ *  - a finished job's checkpoint files are deleted, their listing stays;
+ *  - a fine-tune of a fine-tuned model is named after the root base.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +26,9 @@ import { writeGguf } from '../../engine/gguf/writer.ts';
 import { gv } from '../../engine/gguf/types.ts';
 import { Status } from '../../engine/binding/native.ts';
 import { NativeError } from '../../engine/errors.ts';
+import { writeCheckpoint } from '../../engine/training/checkpoint.ts';
 import { DataFileError } from '../../engine/training/data/index.ts';
+import { runDirPaths } from '../../engine/training/train-loop.ts';
 import { createApp } from '../../server/app.ts';
 import { defaultConfig } from '../../server/config.ts';
 import { FakeEngine } from './fake-engine.ts';
@@ -44,6 +48,32 @@ async function until(cond: () => boolean | Promise<boolean>, what: string): Prom
   }
 }
 
+/** What the loop writes at a step: a real checkpoint file (a small stand-in state). */
+async function checkpointAt(runDir: string, step: number): Promise<void> {
+  mkdirSync(runDirPaths(runDir).checkpoints, { recursive: true });
+  await writeCheckpoint(
+    runDirPaths(runDir).checkpoints,
+    {
+      step,
+      totalSteps: 3,
+      configHash: 'x',
+      data: { recipe: 'data-files', seed: 0, nextStep: step },
+      tokens: 64 * step,
+      elapsedMs: 0,
+      logRecords: step,
+      metrics: { loss: 4 - step, gradNorm: 1, lr: 3e-4, phase: 'data', evalLoss: null, evalBpb: null },
+      threads: 1,
+      createdAt: new Date().toISOString(),
+    },
+    new Uint8Array(4096),
+  );
+}
+
+const checkpointFiles = (id: string): string[] => {
+  const d = path.join(dataDir, 'fine_tuning', id, 'run', 'checkpoints');
+  return existsSync(d) ? readdirSync(d) : [];
+};
+
 /** Steps wait for release(); `fail` makes the run throw; the "model" file holds the id to serve. */
 class Script {
   readonly steps = 3;
@@ -60,6 +90,7 @@ class Script {
       this.gate = null;
       if (ctx.signal.aborted) return { status: 'stopped', step: s - 1 };
       this.atStep = s;
+      await checkpointAt(ctx.runDir, s);
       await ctx.report.step({ type: 'train', step: s, tokens: 64 * s, loss: 4 - s, grad_norm: 1, lr: 3e-4, tok_s: 1, phase: 'data', elapsed: 0 }, 3);
     }
     writeFileSync(ctx.outPath, ctx.job.output_model);
@@ -78,11 +109,11 @@ const host: ModelHost = {
   stats: () => ({ activeGenerations: 0, queueDepth: 0 }),
   get: (id) =>
     id === 'base'
-      ? { info: { id, path: basePath, architecture: 'chimera' } }
+      ? { info: { id, path: basePath, architecture: 'chimera', contextLength: 4096 } }
       : id === 'metric'
         ? { info: { id, path: basePath, architecture: 'moa' } }
         : served.includes(id)
-          ? { info: { id, path: '' } }
+          ? { info: { id, path: basePath, architecture: 'chimera' } }
           : undefined,
   addModel: async (p) => {
     const id = readFileSync(p, 'utf8');
@@ -139,6 +170,8 @@ describe('files routes', () => {
       [form('x', null), 400, 'purpose', /Missing required parameter: 'purpose'/],
       [form('x', 'batch'), 400, 'purpose', /'fine-tune'/],
       [form(`${chat('a', 'b')}\n{"messages": 3}`), 400, 'file', /line 2: "messages" must be an array/],
+      // Every reply weight 0: nothing to train on, refused here rather than failing the job later.
+      [form(`${JSON.stringify({ messages: [{ role: 'user', content: 'a' }, { role: 'assistant', content: 'b', weight: 0 }] })}\n`), 400, 'file', /line 1: no assistant message with weight 1/],
     ];
     for (const [body, status, param, message] of cases) {
       const res = await api.req('POST', '/v1/files', body);
@@ -164,6 +197,7 @@ describe('job routes and lifecycle', () => {
       [{ ...base, validation_file: 'file-123' }, 'validation_file'],
       [{ model: 'base' }, 'training_file'],
       [{ ...base, model: 'metric' }, 'model'], // a MoA model: the trainer has no MoA backward
+      [{ ...base, braid: { sequence_length: 8192 } }, 'braid.sequence_length'], // longer than the model's context (4096)
     ];
     for (const [body, param] of bad) {
       const res = await api.req('POST', '/v1/fine_tuning/jobs', body);
@@ -202,7 +236,24 @@ describe('job routes and lifecycle', () => {
     const all = (await api.json('GET', `/v1/fine_tuning/jobs/${id}/events?limit=100`)).data as typeof data;
     expect(all.filter((e) => e.type === 'metrics').map((e) => [e.data.step, e.data.train_loss])).toEqual([[3, 1], [2, 2], [1, 3]]);
     expect(all.at(-1)!.message).toBe(`Created fine-tuning job: ${id}`);
-    expect((await api.json('GET', `/v1/fine_tuning/jobs/${id}/checkpoints`)).data).toEqual([]);
+    // The checkpoint files go (a finished job never resumes); the listing still answers.
+    await until(() => checkpointFiles(id).length === 0, 'checkpoint files deleted');
+    const cps = (await api.json('GET', `/v1/fine_tuning/jobs/${id}/checkpoints`)).data as { step_number: number; metrics: Record<string, number> }[];
+    expect(cps.map((c) => [c.step_number, c.metrics.train_loss])).toEqual([[3, 1], [2, 2]]);
+  });
+
+  it('a fine-tune of a fine-tuned model is named after the root base, and served under that id', async () => {
+    const first = api.ft.jobs.list().find((j) => j.status === 'succeeded')!;
+    const job = await api.json('POST', '/v1/fine_tuning/jobs', { model: first.output_model, training_file: fileId, suffix: 'second' });
+    const id = String(job.id);
+    expect(job).toMatchObject({ model: first.output_model, braid: { output_model: `ft:base:second:${id}` } });
+    for (let s = 1; s <= 3; s++) {
+      await until(() => script.waiting() && (s === 1 || script.atStep === s - 1), `step ${s}`);
+      script.release();
+    }
+    await until(() => api.ft.jobs.get(id)?.status === 'succeeded', 'succeeded');
+    expect((await api.json('GET', `/v1/fine_tuning/jobs/${id}`)).fine_tuned_model).toBe(`ft:base:second:${id}`);
+    expect(host.get(`ft:base:second:${id}`)?.info.id).toBe(`ft:base:second:${id}`);
   });
 
   it('cancel while running: the job stays cancelled, a second cancel is 409', async () => {
@@ -213,6 +264,7 @@ describe('job routes and lifecycle', () => {
     script.release();
     await until(async () => ((await api.json('GET', `/v1/fine_tuning/jobs/${id}/events`)).data as { message: string }[]).some((e) => /Training stopped/.test(e.message)), 'stopped');
     expect((await api.json('GET', `/v1/fine_tuning/jobs/${id}`)).status).toBe('cancelled');
+    await until(() => checkpointFiles(id).length === 0, 'checkpoint files deleted');
     const again = await api.req('POST', `/v1/fine_tuning/jobs/${id}/cancel`);
     expect(again.status).toBe(409);
     expect((await errorOf(again)).error.code).toBe('job_not_cancellable');
@@ -228,6 +280,7 @@ describe('job routes and lifecycle', () => {
     script.release();
     await stopping;
     expect(api.ft.jobs.get(id)).toMatchObject({ status: 'queued', step: 1 });
+    expect(checkpointFiles(id)).toEqual(['ckpt-000000001.bin']); // kept: the job resumes from it
     script = new Script();
     api = await open(script);
     await until(() => script.waiting(), 'the resumed step');
@@ -237,6 +290,7 @@ describe('job routes and lifecycle', () => {
     script.release();
     await until(() => api.ft.jobs.get(id)?.status === 'succeeded', 'succeeded after the restart');
     expect(api.ft.jobs.events(id).some((e) => /paused at step 1/.test(e.message))).toBe(true);
+    await until(() => checkpointFiles(id).length === 0, 'checkpoint files deleted');
   });
 
   it('a training error fails the job with its reason', async () => {

@@ -61,16 +61,31 @@ export function writeBeltWindow(
   targets: Int32Array,
   at = 0,
 ): void {
-  const { window: T, overlap: o } = s;
-  const n = stream.tokens.length;
-  const start = index * (T - o);
   // The first o targets of every window but the first belong to the previous window.
-  const owned = index === 0 ? 0 : o;
-  for (let j = 0; j < T; j++) {
+  writeWindowAt(stream, index * (s.window - s.overlap), index === 0 ? 0 : s.overlap, s.window, padId, tokens, targets, at);
+}
+
+/**
+ * Writes the window of `window` tokens starting at stream position `start`,
+ * whose first `skip` targets belong to an earlier window (−1 here). The belt
+ * grid is writeBeltWindow; window-plan.ts places some windows off it.
+ */
+export function writeWindowAt(
+  stream: PackedStream,
+  start: number,
+  skip: number,
+  window: number,
+  padId: number,
+  tokens: Int32Array,
+  targets: Int32Array,
+  at = 0,
+): void {
+  const n = stream.tokens.length;
+  for (let j = 0; j < window; j++) {
     const p = start + j;
     tokens[at + j] = p < n ? stream.tokens[p]! : padId;
     const q = p + 1;
-    targets[at + j] = j >= owned && q < n && stream.lossMask[q] === 1 ? stream.tokens[q]! : NO_TARGET;
+    targets[at + j] = j >= skip && q < n && stream.lossMask[q] === 1 ? stream.tokens[q]! : NO_TARGET;
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Chat JSONL validation: one `{"messages": [{"role", "content"}, …]}` object
- * per line, roles system / user / assistant. Every problem is reported with
+ * per line, roles system / user / assistant, at least one assistant message
+ * that is trained on (weight 1, the default). Every problem is reported with
  * its 1-based line number so a user can fix the file in one pass; the
  * fine-tuning API returns the same list.
  */
@@ -59,8 +60,11 @@ function checkExample(v: unknown): string[] | ChatExample {
     else turns.push(r);
   });
   if (problems.length > 0) return problems;
-  // Without an assistant reply there is nothing to learn from the line.
+  // Without an assistant reply there is nothing to learn from the line; a reply of weight 0 is context only.
   if (!turns.some((t) => t.role === 'assistant')) return ['no assistant message (there would be nothing to train on)'];
+  if (!turns.some((t) => t.role === 'assistant' && t.weight !== 0)) {
+    return ['no assistant message with weight 1 (every reply has weight 0, so there would be nothing to train on)'];
+  }
   return { messages: turns };
 }
 

@@ -10,14 +10,18 @@
  * stage of it) cuts its part of the stream into belt windows and deals them
  * to batch rows as lanes: row r of step j is window r·steps + j, so every row
  * continues at the next step where it stopped (seed 000 §4.2: the state after
- * window N is the starting point of window N+1).
+ * window N is the starting point of window N+1). Windows sit on the belt's
+ * grid; with moveContextOnlyWindows, one that would hold only context is
+ * moved forward to the next reply (window-plan.ts; the stream then gets more
+ * documents, so a segment still has all its windows).
  */
-import { NO_TARGET, writeBeltWindow } from './belt.ts';
+import { NO_TARGET, writeWindowAt } from './belt.ts';
 import type { TrainingDocument } from './encode.ts';
 import { StreamPacker, type PackedStream, type SpecialIds } from './pack.ts';
 import { planRecipe, RecipeError, type PlanSegment, type Recipe, type RecipePlan } from './recipe.ts';
 import type { DocumentSource, SourceSet } from './source.ts';
 import { seededPermutation } from './stable-hash.ts';
+import { placeWindows, type GrowableStream } from './window-plan.ts';
 
 export interface Batch {
   /** batch × seqLen input ids, row-major. */
@@ -32,6 +36,15 @@ export interface Batch {
   continuesPrevious: boolean;
 }
 
+export interface CurriculumOptions {
+  /**
+   * Move a window that would hold nothing but context (a prompt longer than
+   * the window) forward to the next reply. Off by default: the built-in
+   * recipe keeps the grid it was trained on, so its runs reproduce.
+   */
+  moveContextOnlyWindows?: boolean;
+}
+
 /** Where a phase's stream came from, in tokens (separators counted with their document). */
 export interface PhaseStreamStats {
   phase: string;
@@ -40,6 +53,20 @@ export interface PhaseStreamStats {
   targets: number;
   documents: number;
   bySource: Record<string, number>;
+}
+
+/** A segment's windows, window i = row r·steps + j of step j: stream start and leading targets owned by the window before. */
+interface SegmentWindows {
+  starts: Int32Array;
+  skips: Int32Array;
+}
+
+/** A phase's packed stream, where each of its segments' windows lie in it, and its stats. */
+interface PhaseData {
+  phaseIndex: number;
+  stream: PackedStream;
+  windows: Map<PlanSegment, SegmentWindows>;
+  stats: PhaseStreamStats;
 }
 
 /** The documents of one source, in seeded shuffled order, epoch after epoch. */
@@ -85,13 +112,14 @@ export function effectiveMix(recipe: Recipe, phaseIndex: number): Map<string, nu
 
 export class Curriculum {
   readonly plan: RecipePlan;
-  private cached: { phaseIndex: number; stream: PackedStream; stats: PhaseStreamStats } | null = null;
+  private cached: PhaseData | null = null;
 
   constructor(
     readonly recipe: Recipe,
     private readonly sources: SourceSet,
     private readonly ids: SpecialIds,
     readonly seed: number,
+    private readonly options: CurriculumOptions = {},
   ) {
     this.plan = planRecipe(recipe);
     const missing = new Set<string>();
@@ -125,17 +153,16 @@ export class Curriculum {
   /** The batch of a step (0-based): the same for the same (recipe, sources, seed, step). */
   batchAt(step: number): Batch {
     const seg = this.segmentAt(step);
-    const stream = this.phaseStream(seg.phaseIndex);
-    const view: PackedStream = {
-      tokens: stream.tokens.subarray(seg.streamStart),
-      lossMask: stream.lossMask.subarray(seg.streamStart),
-    };
+    const { stream, windows } = this.build(seg.phaseIndex);
+    const w = windows.get(seg)!;
     const j = step - seg.firstStep;
     const T = seg.window;
     const tokens = new Int32Array(seg.batch * T);
     const targets = new Int32Array(seg.batch * T).fill(NO_TARGET);
-    const shape = { window: T, overlap: seg.overlap };
-    for (let r = 0; r < seg.batch; r++) writeBeltWindow(view, r * seg.steps + j, shape, this.ids.eosId, tokens, targets, r * T);
+    for (let r = 0; r < seg.batch; r++) {
+      const i = r * seg.steps + j;
+      writeWindowAt(stream, w.starts[i]!, w.skips[i]!, T, this.ids.eosId, tokens, targets, r * T);
+    }
     return { tokens, targets, batch: seg.batch, seqLen: T, phase: seg.phase, step, continuesPrevious: j > 0 };
   }
 
@@ -151,7 +178,7 @@ export class Curriculum {
     return this.build(phaseIndex).stats;
   }
 
-  private build(phaseIndex: number): { stream: PackedStream; stats: PhaseStreamStats } {
+  private build(phaseIndex: number): PhaseData {
     if (this.cached?.phaseIndex === phaseIndex) return this.cached;
     const need = this.plan.phaseStreamLength[phaseIndex];
     if (need === undefined) throw new RangeError(`recipe "${this.recipe.name}" has no phase ${phaseIndex}`);
@@ -163,7 +190,7 @@ export class Curriculum {
     // Empty documents add nothing; a mix of nothing but those would never fill the stream.
     const patience = mix.reduce((n, [name]) => n + this.sources.get(name)!.size, 0);
     let empty = 0;
-    while (packer.length < need) {
+    const packNext = (): void => {
       // Deficit scheduling: the source furthest below its share of tokens goes next.
       let pick = 0;
       for (let s = 1; s < mix.length; s++) if (emitted[s]! / mix[s]![1] < emitted[pick]! / mix[pick]![1]) pick = s;
@@ -172,19 +199,48 @@ export class Curriculum {
       if (empty > patience) throw new Error(`phase ${phaseIndex}: the sources ${mix.map(([n]) => n).join(', ')} yield only empty documents`);
       emitted[pick]! += Math.max(added, 1);
       tokensBySource[pick]! += added;
+    };
+    while (packer.length < need) packNext();
+    // The grid's windows fit in `need` tokens; windows moved past context read further.
+    const growing: GrowableStream = {
+      get lossMask() {
+        return packer.view().lossMask;
+      },
+      grow: (length) => {
+        while (packer.length < length) packNext();
+        return true;
+      },
+    };
+    const windows = new Map<PlanSegment, SegmentWindows>();
+    let from = 0;
+    for (const seg of this.plan.segments) {
+      if (seg.phaseIndex !== phaseIndex) continue;
+      const count = seg.batch * seg.steps;
+      const w: SegmentWindows = { starts: new Int32Array(count), skips: new Int32Array(count) };
+      const placed = placeWindows(growing, { window: seg.window, overlap: seg.overlap }, from, this.options.moveContextOnlyWindows === true);
+      for (let i = 0; i < count; i++) {
+        const next = placed.next();
+        if (next.done === true) throw new Error(`phase ${phaseIndex}: the stream stopped growing`);
+        w.starts[i] = next.value.start;
+        w.skips[i] = next.value.skip;
+      }
+      windows.set(seg, w);
+      // The next segment's first input is this one's last target, as on the grid (recipe.ts).
+      from = w.starts[count - 1]! + seg.window;
     }
+    const length = from + 1;
     const full = packer.finish();
-    const stream: PackedStream = { tokens: full.tokens.slice(0, need), lossMask: full.lossMask.slice(0, need) };
+    const stream: PackedStream = { tokens: full.tokens.slice(0, length), lossMask: full.lossMask.slice(0, length) };
     let targets = 0;
-    for (let i = 1; i < need; i++) targets += stream.lossMask[i]!;
+    for (let i = 1; i < length; i++) targets += stream.lossMask[i]!;
     const stats: PhaseStreamStats = {
       phase: this.recipe.phases[phaseIndex]!.name,
-      tokens: need,
+      tokens: length,
       targets,
       documents: packer.documentCount,
       bySource: Object.fromEntries(mix.map(([name], s) => [name, tokensBySource[s]!])),
     };
-    this.cached = { phaseIndex, stream, stats };
+    this.cached = { phaseIndex, stream, windows, stats };
     return this.cached;
   }
 }

@@ -18,6 +18,7 @@ export {
   NO_TARGET,
   validateBeltShape,
   writeBeltWindow,
+  writeWindowAt,
   type BeltShape,
   type BeltWindow,
 } from './belt.ts';
@@ -50,7 +51,7 @@ export {
   type BuiltinCorpora,
   type CorporaOptions,
 } from './corpora.ts';
-export { Curriculum, effectiveMix, formatPlan, type Batch, type PhaseStreamStats } from './curriculum.ts';
+export { Curriculum, effectiveMix, formatPlan, type Batch, type CurriculumOptions, type PhaseStreamStats } from './curriculum.ts';
 export {
   DEFAULT_TOKENS_PER_STEP,
   DEFAULT_TOTAL_TOKENS,
@@ -95,6 +96,7 @@ export {
   type DataFile,
   type DataFilesRecipeOptions,
 } from './user-files.ts';
+export { maxSlide, placeWindows, type GrowableStream, type PlacedWindow } from './window-plan.ts';
 export {
   buildWordNetChats,
   definitionQuestion,

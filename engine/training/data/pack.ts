@@ -60,6 +60,11 @@ export class StreamPacker {
     return this.n - before;
   }
 
+  /** The stream so far without copying: valid until the next push. */
+  view(): PackedStream {
+    return { tokens: this.tokens.subarray(0, this.n), lossMask: this.mask.subarray(0, this.n) };
+  }
+
   /** The stream so far (copies, exact length). */
   finish(): PackedStream {
     return { tokens: this.tokens.slice(0, this.n), lossMask: this.mask.slice(0, this.n) };

@@ -62,14 +62,14 @@ export interface PlanSegment {
   batch: number;
   window: number;
   overlap: number;
-  /** Where the segment starts in its phase's packed stream. */
+  /** Where the segment starts in its phase's packed stream, on the belt's grid (window-plan.ts may move it later). */
   streamStart: number;
 }
 
 export interface RecipePlan {
   totalSteps: number;
   segments: PlanSegment[];
-  /** Tokens each phase's packed stream must have (targets of all its windows, plus the first input). */
+  /** Tokens each phase's packed stream must have on the grid (targets of all its windows, plus the first input). */
   phaseStreamLength: number[];
 }
 
