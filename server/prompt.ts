@@ -50,6 +50,12 @@ export function withTools(messages: ChatMessage[], tools: readonly ToolInput[] |
   return [{ role: 'system', content: block }, ...messages];
 }
 
+/** The texts of a message that reach the prompt (content and tool-call arguments), for size checks. */
+export function messageTexts(m: ChatMessageInput): string[] {
+  const content = m.content === null ? [] : typeof m.content === 'string' ? [m.content] : m.content.map((p) => p.text);
+  return [...content, ...(m.tool_calls ?? []).map((c) => c.function.arguments)];
+}
+
 /**
  * Prepends BOS when the tokenizer has one and the ids do not already start
  * with it (chat templates often write the BOS text themselves).

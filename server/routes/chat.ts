@@ -22,7 +22,8 @@ import { chatLogprobs, type ChatLogprobs } from '../logprobs.ts';
 import { outputGrammar, toolMode, type ToolMode } from '../constraints.ts';
 import { parseToolCalls } from '../../engine/grammar/tool-calls.ts';
 import { newCallId, ToolCallStream, type ChatToolCall, type ToolCallDelta } from '../tool-call-stream.ts';
-import { chatPromptTokens, resolveMaxTokens } from '../prompt.ts';
+import { chatPromptTokens, messageTexts, resolveMaxTokens } from '../prompt.ts';
+import { checkTextCanFit } from '../text-fits.ts';
 import { chatRequestSchema, type ChatRequest } from '../schemas.ts';
 import { sseResponse } from '../sse.ts';
 import type { AppEnv, Deps } from '../types.ts';
@@ -79,6 +80,7 @@ function requestFactory(
   }
   const output = outputGrammar(body);
   const grammar = tools === null ? output : output === undefined ? tools.grammar : toolsAndAnswer(body, tools, output);
+  checkTextCanFit(model.tokenizer, body.messages.flatMap(messageTexts), model.info.contextLength, 'messages');
   const promptTokens = chatPromptTokens(model, body.messages, true, tools === null ? null : (body.tools ?? null));
   const requested = body.max_completion_tokens ?? body.max_tokens;
   const param = body.max_completion_tokens !== null && body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';

@@ -12,6 +12,7 @@ import { checkStreamOptions, collect, requestAbort, samplingOptions, startGenera
 import { responseId, systemFingerprint, unixSeconds } from '../ids.ts';
 import { LegacyLogprobsBuilder, type LegacyLogprobs } from '../logprobs.ts';
 import { checkTokenIds, resolveMaxTokens, withBos } from '../prompt.ts';
+import { checkTextCanFit } from '../text-fits.ts';
 import { completionRequestSchema, type CompletionRequest } from '../schemas.ts';
 import { sseResponse } from '../sse.ts';
 import type { AppEnv, Deps } from '../types.ts';
@@ -30,7 +31,8 @@ interface Prompt {
 
 function normalizePrompts(model: LoadedModel, prompt: CompletionRequest['prompt']): Prompt[] {
   const tok = model.tokenizer;
-  const fromText = (text: string): Prompt => {
+  const fromText = (text: string, i: number): Prompt => {
+    checkTextCanFit(tok, [text], model.info.contextLength, typeof prompt === 'string' ? 'prompt' : `prompt[${i}]`);
     const ids = tok.encode(text);
     const tokens = withBos(tok, ids);
     return { text, tokens, addedBos: tokens.length !== ids.length };
@@ -40,7 +42,7 @@ function normalizePrompts(model: LoadedModel, prompt: CompletionRequest['prompt'
     return { text: tok.decode(ids), tokens: ids, addedBos: false };
   };
   let prompts: Prompt[];
-  if (typeof prompt === 'string') prompts = [fromText(prompt)];
+  if (typeof prompt === 'string') prompts = [fromText(prompt, 0)];
   else if (prompt.every((p): p is string => typeof p === 'string')) prompts = prompt.map(fromText);
   else if (prompt.every((p): p is number => typeof p === 'number')) prompts = [fromIds(prompt, 'prompt')];
   else prompts = (prompt as number[][]).map((ids, i) => fromIds(ids, `prompt[${i}]`));

@@ -13,6 +13,7 @@ import type { LoadedModel } from '../../engine/types.ts';
 import { invalidRequest } from '../errors.ts';
 import { requestAbort } from '../generation.ts';
 import { checkTokenIds, textPromptTokens } from '../prompt.ts';
+import { checkTextCanFit } from '../text-fits.ts';
 import type { AppEnv, Deps } from '../types.ts';
 import { readJson, resolveModel } from '../validate.ts';
 
@@ -52,6 +53,7 @@ function normalizeInputs(model: LoadedModel, input: EmbeddingInputField): Embedd
   const tok = model.tokenizer;
   const fromText = (text: string, param: string): EmbeddingInput => {
     if (text === '') throw invalidRequest(`Invalid '${param}': the input must not be an empty string.`, param, 'invalid_value');
+    checkTextCanFit(tok, [text], model.info.contextLength, param);
     return { tokens: textPromptTokens(tok, text), param };
   };
   const fromIds = (ids: number[], param: string): EmbeddingInput => {
