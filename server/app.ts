@@ -13,6 +13,7 @@ import type { FineTuning } from '../engine/finetune/service.ts';
 import type { Engine } from '../engine/types.ts';
 import { apiKeyAuth } from './auth.ts';
 import type { ServerConfig } from './config.ts';
+import { drainBody } from './drain-body.ts';
 import { bodyTooLarge, errorResponse, methodNotAllowed, onError, routeNotFound } from './errors.ts';
 import { Metrics, metricsMiddleware } from './metrics.ts';
 import { REQUEST_ID_HEADER, requestIdMiddleware } from './request-id.ts';
@@ -59,7 +60,17 @@ export function createApp({ engine, config, metrics = new Metrics(), fineTuning 
     );
   }
   if (config.apiKey !== undefined) app.use('*', apiKeyAuth(config.apiKey));
-  app.use('*', bodyLimit({ maxSize: config.maxBodyBytes, onError: () => errorResponse(bodyTooLarge(config.maxBodyBytes)) }));
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: config.maxBodyBytes,
+      // Drained first (up to 4× the limit), so a client still uploading reads the 413 instead of EPIPE.
+      onError: async (c) => {
+        await drainBody(c.req.raw, 4 * config.maxBodyBytes);
+        return errorResponse(bodyTooLarge(config.maxBodyBytes));
+      },
+    }),
+  );
 
   for (const routes of [healthRoutes, modelRoutes, chatRoutes, completionRoutes, embeddingRoutes, tokenizeRoutes, metricsRoutes]) {
     app.route('/', routes(deps));

@@ -128,6 +128,45 @@ describe('a client that resets the socket while sending the body', () => {
   });
 });
 
+describe('an oversized body over a real socket', () => {
+  it('is read to its end before the 413, so a client still uploading is not cut off', async () => {
+    const { app } = setup({}, { maxBodyBytes: 64 * 1024 });
+    const server = await new Promise<Server>((resolve) => {
+      const s = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(s as Server));
+    });
+    try {
+      const { port } = server.address() as AddressInfo;
+      const socket = connect(port, '127.0.0.1');
+      const errors: string[] = [];
+      socket.on('error', (e) => errors.push(String(e)));
+      let response = '';
+      socket.on('data', (d) => (response += d.toString()));
+      await new Promise<void>((resolve) => socket.once('connect', resolve));
+      // 200 KB (over the 64 KB limit) in 10 pieces over ~0.8 s: slower than node-server's 500 ms
+      // grace for an unread body, as an upload is when the host is busy.
+      const piece = 'x'.repeat(20 * 1024);
+      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${10 * piece.length}\r\n\r\n`);
+      let written = 0;
+      for (let i = 0; i < 10 && errors.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 80));
+        if (socket.destroyed || socket.writableEnded) break; // the server hung up mid-upload
+        await new Promise<void>((resolve) => socket.write(piece, (e) => (e ? errors.push(String(e)) : written++, resolve())));
+      }
+      expect(written).toBe(10);
+      for (const deadline = Date.now() + 3000; !/\r\n\r\n\{.*\}/s.test(response) && errors.length === 0 && Date.now() < deadline; ) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(errors).toEqual([]);
+      expect(response).toMatch(/^HTTP\/1\.1 413/);
+      expect(response).toContain('"code":"request_too_large"');
+      socket.destroy();
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
 describe('API key', () => {
   it('is enforced on /v1 routes and /metrics but not /health', async () => {
     const { post, get } = setup({ script: () => 'x' }, { apiKey: 'sk-test' });
