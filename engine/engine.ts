@@ -119,7 +119,7 @@ class EngineModel implements LoadedModel {
     return generate(this.gen, req);
   }
 
-  async embed(tokens: number[], signal: AbortSignal): Promise<Float32Array> {
+  async embed(tokens: number[], signal: AbortSignal, continuation = false): Promise<Float32Array> {
     if (tokens.length === 0) throw new InvalidRequestError('the input is empty', 'input');
     if (tokens.length > this.info.contextLength) {
       throw new InvalidRequestError(
@@ -128,7 +128,7 @@ class EngineModel implements LoadedModel {
         'context_length_exceeded',
       );
     }
-    const lease = await this.scheduler.acquire(tokens, signal);
+    const lease = await this.scheduler.acquire(tokens, signal, 1, continuation);
     try {
       const hidden = await lease.slot.hidden(tokens, signal);
       return meanRows(hidden, tokens.length, this.info.nEmbd);

@@ -175,8 +175,12 @@ export class Scheduler {
    * Waits for a slot, preferring one whose state already covers the start of
    * `prompt`. Throws QueueFullError when maxQueue requests already wait, and
    * AbortedError if the signal fires while queued (the request leaves the queue).
+   * A continuation — a later part of a request already admitted (choice i > 0
+   * of n, input i > 0 of an embeddings batch) — queues like any other but is
+   * never refused: admission is decided once per request, so a full queue
+   * cannot fail one halfway through, after work was done for it.
    */
-  acquire(prompt: readonly number[], signal: AbortSignal, loops = 1): Promise<Lease> {
+  acquire(prompt: readonly number[], signal: AbortSignal, loops = 1, continuation = false): Promise<Lease> {
     if (this.closed) return Promise.reject(new AbortedError('the engine is shutting down'));
     if (signal.aborted) return Promise.reject(new AbortedError());
     if (this.free.length > 0) {
@@ -189,7 +193,7 @@ export class Scheduler {
       const [slot] = this.free.splice(best, 1);
       return Promise.resolve(this.lease(slot!));
     }
-    if (this.waiting.length >= this.maxQueue) {
+    if (!continuation && this.waiting.length >= this.maxQueue) {
       return Promise.reject(
         new QueueFullError(
           `the model is busy: ${this.waiting.length} requests are already queued; retry later`,

@@ -62,6 +62,8 @@ export interface GenerationRequest {
   promptTokens: number[];
   /** Most tokens to generate (the server resolves max_tokens / max_completion_tokens / defaults). */
   maxTokens: number;
+  /** A later part of an admitted request (choice i > 0 of n): queued but never refused as queue_full. */
+  continuation?: boolean;
   /** The request field maxTokens came from, named by a too-small-budget error (default max_tokens). */
   maxTokensParam?: 'max_tokens' | 'max_completion_tokens';
   /** Text stop sequences (OpenAI `stop`): not included in the output. */
@@ -148,7 +150,8 @@ export interface LoadedModel {
    */
   generate(req: GenerationRequest): AsyncGenerator<GenerationEvent, void, undefined>;
   /** Mean-pooled final hidden state (for embeddings). */
-  embed(tokens: number[], signal: AbortSignal): Promise<Float32Array>;
+  /** continuation: a later input of an admitted batch, queued but never refused as queue_full. */
+  embed(tokens: number[], signal: AbortSignal, continuation?: boolean): Promise<Float32Array>;
 }
 
 export interface EngineStats {

@@ -140,7 +140,7 @@ export async function* generate(
   const valve = new EntropyValve(req.mode ?? DEFAULT_VALVE_MODE, g.loopMax);
 
   const tQueued = performance.now();
-  const lease = await scheduler.acquire(req.promptTokens, signal, valve.promptLoops);
+  const lease = await scheduler.acquire(req.promptTokens, signal, valve.promptLoops, req.continuation === true);
   let completionTokens = 0;
   let decodeMs = 0;
   try {

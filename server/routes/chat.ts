@@ -95,6 +95,7 @@ function requestFactory(
     maxTokensParam: param,
     stop,
     sampling: samplingOptions(body, choice, model.tokenizer),
+    continuation: choice > 0, // admitted once: a full queue does not fail choice 2 of 3
     topLogprobs,
     promptLogprobs: false,
     signal,

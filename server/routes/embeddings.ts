@@ -116,9 +116,11 @@ export function embeddingRoutes({ engine }: Deps): Hono<AppEnv> {
     const data: { object: 'embedding'; index: number; embedding: number[] | string }[] = [];
     let promptTokens = 0;
     // One input at a time: each takes a slot like a generation does, so a
-    // large batch queues fairly behind (and ahead of) chat requests.
+    // large batch queues fairly behind (and ahead of) chat requests. Inputs
+    // after the first are continuations: admitted with the request, they are
+    // never refused as queue_full halfway through the batch.
     for (const [index, inp] of inputs.entries()) {
-      const vector = unitLength(await model.embed(inp.tokens, abort.signal));
+      const vector = unitLength(await model.embed(inp.tokens, abort.signal, index > 0));
       promptTokens += inp.tokens.length;
       data.push({ object: 'embedding', index, embedding: base64 ? float32Base64(vector) : Array.from(vector) });
     }

@@ -195,17 +195,17 @@ export class FakeEngine implements Engine {
         messages.map((m) => `<|im_start|>${m.role}\n${m.content}<|im_end|>\n`).join('') +
         (o.addGenerationPrompt ? '<|im_start|>assistant\n' : ''),
       generate: (req: GenerationRequest) => this.generate(req),
-      embed: (tokens: number[], signal: AbortSignal) => this.embed(info, tokens, signal),
+      embed: (tokens: number[], signal: AbortSignal, continuation?: boolean) => this.embed(info, tokens, signal, continuation === true),
     };
   }
 
-  private async embed(info: ModelInfo, tokens: number[], signal: AbortSignal): Promise<Float32Array> {
+  private async embed(info: ModelInfo, tokens: number[], signal: AbortSignal, continuation: boolean): Promise<Float32Array> {
     if (tokens.length === 0) throw new InvalidRequestError('the input is empty', 'input');
     if (tokens.length > info.contextLength) {
       throw new InvalidRequestError(`the input has ${tokens.length} tokens (context ${info.contextLength})`, 'input', 'context_length_exceeded');
     }
     this.embedRequests.push([...tokens]);
-    await this.acquire(signal);
+    await this.acquire(signal, continuation);
     try {
       await nextTick();
       if (signal.aborted) throw new AbortedError();
@@ -219,12 +219,12 @@ export class FakeEngine implements Engine {
     }
   }
 
-  private async acquire(signal: AbortSignal): Promise<void> {
+  private async acquire(signal: AbortSignal, continuation = false): Promise<void> {
     if (this.active < this.slots) {
       this.active++;
       return;
     }
-    if (this.waiting.length >= this.maxQueue) throw new QueueFullError('the request queue is full', 2);
+    if (!continuation && this.waiting.length >= this.maxQueue) throw new QueueFullError('the request queue is full', 2);
     await new Promise<void>((resolve, reject) => {
       const wake = (): void => {
         signal.removeEventListener('abort', onAbort);
@@ -296,7 +296,7 @@ export class FakeEngine implements Engine {
   private async *generate(req: GenerationRequest): AsyncGenerator<GenerationEvent, void, undefined> {
     this.requests.push(req);
     const queuedAt = performance.now();
-    await this.acquire(req.signal);
+    await this.acquire(req.signal, req.continuation === true);
     const started = performance.now();
     try {
       this.promptTotal += req.promptTokens.length;

@@ -47,6 +47,19 @@ describe('Scheduler', () => {
     (await queued).release();
   });
 
+  it('a continuation of an admitted request queues past the cap instead of failing', async () => {
+    const s = new Scheduler([fakeSlot()], 1);
+    const held = await s.acquire([1], never);
+    const queued = s.acquire([1], never);
+    await expect(s.acquire([1], never)).rejects.toBeInstanceOf(QueueFullError);
+    const continued = s.acquire([1], never, 1, true);
+    expect(s.queueDepth).toBe(2);
+    held.release();
+    (await queued).release();
+    (await continued).release();
+    expect(s.active).toBe(0);
+  });
+
   it('a request aborted while queued leaves the queue and does not get a slot', async () => {
     const s = new Scheduler([fakeSlot()], 4);
     const held = await s.acquire([1], never);
