@@ -9,18 +9,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEngine } from '../../engine/engine.ts';
 import { readGguf } from '../../engine/gguf/reader.ts';
 import { metaNumber, metaString, metaStringArray } from '../../engine/gguf/types.ts';
-import { main, type Io } from '../../server/cli.ts';
+import { braid } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braid-init-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-async function braid(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s) };
-  const code = await main(args, io);
-  return { code, out, err };
-}
 
 const small = { embeddingLength: 128, feedForwardLength: 256, layerTypes: ['GD', 'GD'], headCount: 2, contextLength: 512 };
 

@@ -5,17 +5,10 @@
  * mistakes are one line on stderr and exit code 2.
  */
 import { describe, expect, it } from 'vitest';
-import { main, type Io, USAGE } from '../../server/cli.ts';
+import { USAGE } from '../../server/cli.ts';
+import { braid } from '../helpers/cli.ts';
 import { SERVE_HELP } from '../../server/config.ts';
 import { BENCHES, parseBenchArgs, toArgv } from '../../scripts/bench-usage.ts';
-
-async function braid(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: Io = { out: (s) => void (out += s), err: (s) => void (err += s) };
-  const code = await main(args, io);
-  return { code, out, err };
-}
 
 const ALL = ['kernels', 'decode', 'grammar', 'valve', 'train', 'finetune', 'moa'];
 
