@@ -1,7 +1,8 @@
 /**
  * JSON Schema → grammar. Supported: type (incl. arrays of types), properties,
  * required, additionalProperties, enum, const, anyOf, oneOf (branches must be
- * provably disjoint), $ref/$defs/definitions (local, recursion allowed),
+ * provably disjoint), allOf of one branch (how schema generators attach a
+ * description to a $ref), $ref/$defs/definitions (local, recursion allowed),
  * items, prefixItems, minItems, maxItems, minLength, maxLength, pattern,
  * format (date, date-time, time, email, uuid), minimum, maximum,
  * exclusiveMinimum, exclusiveMaximum, integer. Annotations (title,
@@ -40,7 +41,7 @@ export class SchemaError extends Error {
 
 const ANNOTATIONS = new Set(['title', 'description', 'default', 'examples', '$schema', '$id', '$comment', 'deprecated', 'readOnly', 'writeOnly', '$anchor']);
 const SUPPORTED = new Set([
-  'type', 'properties', 'required', 'additionalProperties', 'enum', 'const', 'anyOf', 'oneOf', '$ref', '$defs', 'definitions',
+  'type', 'properties', 'required', 'additionalProperties', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', '$defs', 'definitions',
   'items', 'prefixItems', 'minItems', 'maxItems', 'minLength', 'maxLength', 'pattern', 'format',
   'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum',
 ]);
@@ -125,6 +126,14 @@ export class SchemaCompiler {
       if (typeof s.$ref !== 'string') throw invalid(path, '$ref must be a string');
       if (keys.length > 1) throw unsupported(path, keys.find((k) => k !== '$ref')!, 'beside $ref is not supported');
       return ref(this.refRule(s.$ref, path));
+    }
+    if (s.allOf !== undefined) {
+      const branches = s.allOf;
+      if (!Array.isArray(branches) || branches.length === 0) throw invalid(path, 'allOf must be a non-empty array');
+      // One branch is that branch; an intersection of several would need schema intersection.
+      if (branches.length > 1) throw unsupported(path, 'allOf', 'with more than one branch is not supported');
+      if (keys.length > 1) throw unsupported(path, keys.find((k) => k !== 'allOf')!, 'beside allOf is not supported');
+      return ref(this.subRule(branches[0], `${path}/allOf/0`));
     }
     for (const comb of ['anyOf', 'oneOf'] as const) {
       if (s[comb] === undefined) continue;

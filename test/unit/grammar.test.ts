@@ -124,6 +124,23 @@ describe('automaton', () => {
   });
 });
 
+describe('JSON schema keywords', () => {
+  const A = { type: 'object', properties: { a: { type: 'integer' } }, required: ['a'], additionalProperties: false };
+
+  it('allOf of one schema is that schema (a described $ref, as generators write it)', () => {
+    const g = jsonSchemaGrammar({ $defs: { A }, type: 'object', properties: { x: { allOf: [{ $ref: '#/$defs/A' }], description: 'the x' } }, required: ['x'] });
+    expect(accepts(g, '{"x": {"a": 1}}')).toBe(true);
+    expect(accepts(g, '{"x": {"a": "1"}}')).toBe(false);
+    expect(accepts(g, '{"x": 1}')).toBe(false);
+  });
+
+  it('allOf of several schemas, or beside other keywords, is refused by name', () => {
+    expect(() => jsonSchemaGrammar({ allOf: [A, { type: 'object' }] })).toThrow(/'allOf' at # .*more than one branch/);
+    expect(() => jsonSchemaGrammar({ allOf: [A], type: 'object' })).toThrow(/beside allOf/);
+    expect(() => jsonSchemaGrammar({ allOf: [] })).toThrow(/non-empty array/);
+  });
+});
+
 describe('GBNF', () => {
   it('parses rules, classes, quantifiers, comments and continuation lines', () => {
     const g = gbnfGrammar(`

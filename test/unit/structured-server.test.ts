@@ -87,7 +87,7 @@ describe('response_format', () => {
 
   it.each([
     ['uniqueItems', { type: 'array', items: { type: 'string' }, uniqueItems: true }],
-    ['allOf', { allOf: [{ type: 'string' }] }],
+    ['allOf', { allOf: [{ type: 'string' }, { maxLength: 3 }] }],
     ['multipleOf', { type: 'object', properties: { n: { type: 'integer', multipleOf: 5 } } }],
     ['minProperties', { type: 'object', minProperties: 1 }],
     ['not', { not: { type: 'null' } }],
