@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { trainJob } from '../../engine/finetune/job-train.ts';
-import type { JobRecord } from '../../engine/finetune/job-types.ts';
+import { jobRecord } from '../helpers/finetune-records.ts';
 import { validateChatJsonl } from '../../engine/training/data/index.ts';
 import { BASE_ID, writeTinyBase } from '../e2e/finetune-helpers.ts';
 
@@ -27,32 +27,7 @@ describe('fine-tuning on chats with long prompts', () => {
     expect(validateChatJsonl(text).ok).toBe(true); // what the upload accepts
     const trainingPath = path.join(dir, 'long.jsonl');
     writeFileSync(trainingPath, `${text}\n`);
-    const job: JobRecord = {
-      id: 'ftjob-000000000000000000000001',
-      seq: 0,
-      created_at: 0,
-      model: BASE_ID,
-      base_path: base,
-      output_model: `ft:${BASE_ID}::ftjob-000000000000000000000001`,
-      training_file: 'file-000000000000000000000001',
-      validation_file: null,
-      status: 'running',
-      error: null,
-      started_at: 0,
-      finished_at: null,
-      hyperparameters: { n_epochs: 3, batch_size: 4, learning_rate_multiplier: 1 },
-      method: { type: 'supervised' },
-      seed: 1,
-      suffix: null,
-      metadata: null,
-      sequence_length: 128,
-      eval_interval: null,
-      checkpoint_interval: null,
-      plan: null,
-      step: 0,
-      trained_tokens: null,
-      model_file: null,
-    };
+    const job = jobRecord({ id: 'ftjob-000000000000000000000001', model: BASE_ID, base_path: base, hyperparameters: { n_epochs: 3, batch_size: 4, learning_rate_multiplier: 1 }, sequence_length: 128 });
     const steps: number[] = [];
     const warnings: string[] = [];
     const outPath = path.join(dir, 'out.gguf');

@@ -16,7 +16,7 @@
  *  - a finished job's checkpoint files are deleted, their listing stays;
  *  - a fine-tune of a fine-tuned model is named after the root base.
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,13 +26,12 @@ import { writeGguf } from '../../engine/gguf/writer.ts';
 import { gv } from '../../engine/gguf/types.ts';
 import { Status } from '../../engine/binding/native.ts';
 import { NativeError } from '../../engine/errors.ts';
-import { writeCheckpoint } from '../../engine/training/checkpoint.ts';
 import { DataFileError } from '../../engine/training/data/index.ts';
-import { runDirPaths } from '../../engine/training/train-loop.ts';
 import { createApp } from '../../server/app.ts';
 import { defaultConfig } from '../../server/config.ts';
 import { FakeEngine } from './fake-engine.ts';
 import { errorOf } from './server-test-helpers.ts';
+import { writeStandInCheckpoint } from '../helpers/finetune-records.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'braid-ft-api-'));
 const dataDir = path.join(dir, 'data');
@@ -49,25 +48,7 @@ async function until(cond: () => boolean | Promise<boolean>, what: string): Prom
 }
 
 /** What the loop writes at a step: a real checkpoint file (a small stand-in state). */
-async function checkpointAt(runDir: string, step: number): Promise<void> {
-  mkdirSync(runDirPaths(runDir).checkpoints, { recursive: true });
-  await writeCheckpoint(
-    runDirPaths(runDir).checkpoints,
-    {
-      step,
-      totalSteps: 3,
-      configHash: 'x',
-      data: { recipe: 'data-files', seed: 0, nextStep: step },
-      tokens: 64 * step,
-      elapsedMs: 0,
-      logRecords: step,
-      metrics: { loss: 4 - step, gradNorm: 1, lr: 3e-4, phase: 'data', evalLoss: null, evalBpb: null },
-      threads: 1,
-      createdAt: new Date().toISOString(),
-    },
-    new Uint8Array(4096),
-  );
-}
+const checkpointAt = (runDir: string, step: number): Promise<void> => writeStandInCheckpoint(runDir, step, 3, 4 - step);
 
 const checkpointFiles = (id: string): string[] => {
   const d = path.join(dataDir, 'fine_tuning', id, 'run', 'checkpoints');

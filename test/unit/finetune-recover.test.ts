@@ -22,9 +22,9 @@ import type { JobExecutor, ModelHost } from '../../engine/finetune/job-runner.ts
 import { JobStore } from '../../engine/finetune/job-store.ts';
 import type { JobRecord } from '../../engine/finetune/job-types.ts';
 import { FineTuning } from '../../engine/finetune/service.ts';
-import { writeCheckpoint } from '../../engine/training/checkpoint.ts';
 import { runDirPaths } from '../../engine/training/train-loop.ts';
 import { jobObject } from '../../server/routes/fine-tuning.ts';
+import { jobRecord, writeStandInCheckpoint } from '../helpers/finetune-records.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'braid-ft-recover-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -50,55 +50,21 @@ function hostFor(): ModelHost & { served: string[] } {
 const never: JobExecutor = () => new Promise(() => undefined);
 
 function record(status: JobRecord['status'], patch: Partial<JobRecord> = {}): JobRecord {
-  const id = newId('ftjob');
-  return {
-    id,
+  return jobRecord({
+    id: newId('ftjob'),
     seq: n++,
     created_at: 1,
     model: 'base',
     base_path: path.join(root, 'base.gguf'),
-    output_model: `ft:base::${id}`,
-    training_file: 'file-000000000000000000000001',
-    validation_file: null,
     status,
-    error: null,
     started_at: 1,
-    finished_at: null,
-    hyperparameters: { n_epochs: 1, batch_size: 2, learning_rate_multiplier: 1 },
-    method: { type: 'supervised' },
-    seed: 1,
-    suffix: null,
-    metadata: null,
-    sequence_length: 32,
-    eval_interval: null,
     checkpoint_interval: 2,
     plan: { total_steps: 6, warmup: 0, epoch_tokens: 384, tokens_per_step: 64, learning_rate: 3e-4, eval_interval: 0, checkpoint_interval: 2, config_hash: 'x' },
-    step: 0,
-    trained_tokens: null,
-    model_file: null,
     ...patch,
-  };
+  });
 }
 
-async function checkpointAt(runDir: string, step: number): Promise<void> {
-  mkdirSync(runDirPaths(runDir).checkpoints, { recursive: true });
-  await writeCheckpoint(
-    runDirPaths(runDir).checkpoints,
-    {
-      step,
-      totalSteps: 6,
-      configHash: 'x',
-      data: { recipe: 'data-files', seed: 1, nextStep: step },
-      tokens: 64 * step,
-      elapsedMs: 0,
-      logRecords: step,
-      metrics: { loss: 5 - step / 2, gradNorm: 1, lr: 3e-4, phase: 'data', evalLoss: null, evalBpb: null },
-      threads: 1,
-      createdAt: new Date().toISOString(),
-    },
-    new Uint8Array(4096),
-  );
-}
+const checkpointAt = (runDir: string, step: number): Promise<void> => writeStandInCheckpoint(runDir, step, 6, 5 - step / 2, 1);
 
 const filesIn = (d: string): string[] => (existsSync(d) ? readdirSync(d) : []);
 
